@@ -1,0 +1,197 @@
+"""Stable error codes, the exception that carries them, and validation findings.
+
+Codes never change meaning once published: tools, CI pipelines and the conformance suite match on
+them, never on message text.  Every code belongs to one coarse *category* that a third-party
+implementation can map its own errors onto.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Category(str, Enum):
+    """Coarse error families shared with the conformance suite."""
+
+    ZIP = "zip"  # zip container structure
+    PATH = "path"  # unsafe or non-portable member names
+    LIMIT = "limit"  # resource limits (sizes, counts, nesting)
+    STRUCTURE = "structure"  # required members missing
+    MANIFEST = "manifest"  # MANIFEST syntax, set and hashes
+    TOML = "toml"  # TOML syntax / encoding
+    SCHEMA = "schema"  # JSON Schema and semantic metadata rules
+    REFERENCE = "reference"  # @tensor_data/ and @misc/ references
+    TENSOR = "tensor"  # tensor index and tensor files
+    LINKS = "links"  # LINKS file
+    VERSIONREQ = "versionreq"  # version requirements
+    ARGUMENT = "argument"  # bad arguments to the API (writer side)
+    IO = "io"  # operating-system I/O
+
+
+# code -> (category, one-line meaning).  Order is documentation order.
+CODES: dict[str, tuple[Category, str]] = {
+    # zip container
+    "E-ZIP-NOT-ZIP": (Category.ZIP, "not a zip archive (no end of central directory record)"),
+    "E-ZIP-TRUNCATED": (Category.ZIP, "the archive ends before a record or member data it declares"),
+    "E-ZIP-MALFORMED": (Category.ZIP, "a zip record is malformed (bad signature, field or extra)"),
+    "E-ZIP-COMMENT": (Category.ZIP, "the archive or a member has a comment"),
+    "E-ZIP-CD-MISMATCH": (Category.ZIP, "the central directory disagrees with the end record"),
+    "E-ZIP-HEADER-MISMATCH": (Category.ZIP, "a local header disagrees with its central directory entry"),
+    "E-ZIP-OVERLAP": (Category.ZIP, "member data overlaps another member or the central directory"),
+    "E-ZIP-UNACCOUNTED-DATA": (Category.ZIP, "bytes before, between or after the members"),
+    "E-ZIP-ZIP64": (Category.ZIP, "zip64 records are missing or inconsistent"),
+    "E-ZIP-MULTIDISK": (Category.ZIP, "multi-disk (split) archives are not supported"),
+    "E-ZIP-ENCRYPTED": (Category.ZIP, "encrypted members are not supported"),
+    "E-ZIP-METHOD": (Category.ZIP, "compression method other than stored, deflate or zstd"),
+    "E-ZIP-CRC": (Category.ZIP, "member data does not match its CRC-32"),
+    "E-ZIP-SIZE-MISMATCH": (Category.ZIP, "member data does not have its declared size"),
+    "E-ZIP-CORRUPT-DATA": (Category.ZIP, "compressed member data cannot be decoded"),
+    "E-ZIP-DUPLICATE": (Category.ZIP, "two members have the same name (exactly, or after case folding / NFC)"),
+    "E-ZIP-NAME-ENCODING": (Category.ZIP, "a member name is not valid UTF-8"),
+    "E-ZIP-NOT-REGULAR": (Category.ZIP, "a member is neither a regular file, a directory nor an allowed symlink"),
+    "E-ZIP-SYMLINK": (Category.ZIP, "a symlink member is absolute, escapes, dangles, loops or lies outside model/"),
+    # member names
+    "E-PATH-UNSAFE": (Category.PATH, "a member path is absolute, traverses upwards or has forbidden characters"),
+    # resource limits
+    "E-LIMIT-ENTRY-COUNT": (Category.LIMIT, "too many members"),
+    "E-LIMIT-CD-SIZE": (Category.LIMIT, "the central directory is too large"),
+    "E-LIMIT-PATH-LENGTH": (Category.LIMIT, "a member path is too long or too deep"),
+    "E-LIMIT-MEMBER-SIZE": (Category.LIMIT, "a member declares more bytes than allowed"),
+    "E-LIMIT-TOTAL-SIZE": (Category.LIMIT, "members declare more bytes in total than allowed"),
+    "E-LIMIT-RATIO": (Category.LIMIT, "a member's compression ratio is implausibly high (decompression bomb)"),
+    "E-LIMIT-TOML-SIZE": (Category.LIMIT, "a TOML document is larger than allowed"),
+    "E-LIMIT-TOML-NESTING": (Category.LIMIT, "a TOML document nests or dots keys too deeply"),
+    "E-LIMIT-TENSOR": (Category.LIMIT, "a tensor is larger than allowed"),
+    # required members
+    "E-STRUCTURE-MISSING": (Category.STRUCTURE, "a required member (carton.toml, MANIFEST) is missing"),
+    # MANIFEST
+    "E-MANIFEST-SYNTAX": (Category.MANIFEST, "a MANIFEST line is not `path=<64 lowercase hex>`"),
+    "E-MANIFEST-DUPLICATE": (Category.MANIFEST, "a path is listed twice in MANIFEST"),
+    "E-MANIFEST-UNLISTED": (Category.MANIFEST, "a member is not listed in MANIFEST"),
+    "E-MANIFEST-MISSING-FILE": (Category.MANIFEST, "a MANIFEST path is neither in the archive nor in LINKS"),
+    "E-MANIFEST-MISMATCH": (Category.MANIFEST, "a member's sha256 differs from MANIFEST"),
+    # TOML
+    "E-TOML-SYNTAX": (Category.TOML, "a TOML document is not valid UTF-8 TOML"),
+    # metadata
+    "E-SCHEMA": (Category.SCHEMA, "a TOML document violates its schema"),
+    "E-SPEC-VERSION": (Category.SCHEMA, "spec_version is not 1"),
+    # references
+    "E-REF-DANGLING": (Category.REFERENCE, "a @tensor_data/ or @misc/ reference names nothing"),
+    # tensor data
+    "E-TENSOR-DTYPE": (Category.TENSOR, "a tensor has an unknown dtype"),
+    "E-TENSOR-SHAPE": (Category.TENSOR, "a tensor shape is invalid or overflows"),
+    "E-TENSOR-SIZE": (Category.TENSOR, "a tensor file does not hold shape x itemsize bytes"),
+    "E-TENSOR-FILE-MISSING": (Category.TENSOR, "a tensor's file is not in the archive"),
+    "E-TENSOR-STRING": (Category.TENSOR, "a string tensor file is malformed or has the wrong element count"),
+    "E-TENSOR-NESTED": (Category.TENSOR, "a nested tensor is malformed (missing, nested or shared inner tensors)"),
+    "E-TENSOR-DUPLICATE-NAME": (Category.TENSOR, "two tensors in index.toml have the same name"),
+    # LINKS
+    "E-LINKS-INVALID": (Category.LINKS, "LINKS is not a valid links table"),
+    "E-LINKS-URL": (Category.LINKS, "a LINKS URL is not an absolute http(s) URL"),
+    "E-LINKS-NOT-FETCHED": (Category.LINKS, "a member lives only behind LINKS and no fetcher was given"),
+    "E-LINKS-FETCH": (Category.LINKS, "no LINKS URL gave the file (network error, HTTP error, too large)"),
+    # version requirements
+    "E-VERSIONREQ-INVALID": (Category.VERSIONREQ, "not a valid Cargo-style version requirement"),
+    # API arguments and I/O
+    "E-ARG-INVALID": (Category.ARGUMENT, "an argument is invalid"),
+    "E-OUTPUT-EXISTS": (Category.ARGUMENT, "the output path exists and overwriting was not asked for"),
+    "E-MODEL-DIR": (Category.ARGUMENT, "the model directory holds something that cannot be packed"),
+    "E-IO": (Category.IO, "an operating-system I/O error"),
+}
+
+# Warnings: the archive is usable but something deserves attention.
+WARNING_CODES: dict[str, str] = {
+    "W-MANIFEST-UNSORTED": "MANIFEST lines are not in byte-wise sorted order",
+    "W-TENSOR-INDEX-MISSING": "tensor_data/index.toml is missing (the original reader cannot load this)",
+    "W-MODEL-EMPTY": "there is nothing under model/",
+    "W-LINKS-UNUSED": "a LINKS hash names no MANIFEST entry",
+    "W-LINKS-VERSION": "LINKS version is not 1",
+    "W-PATH-NONPORTABLE": "a member path cannot be extracted on every operating system",
+    "W-ZIP-DIRECTORY": "the archive holds directory entries (ignored)",
+    "W-SHORT-DESCRIPTION": "short_description is longer than 100 characters",
+    "W-RUNNER-COMPAT-MISSING": "runner.runner_compat_version is missing (the original reader requires it)",
+    "W-UNKNOWN-KEY": "an unknown key is ignored",
+    "W-HASHES-NOT-VERIFIED": "member hashes were not verified",
+}
+
+
+def category_of(code: str) -> Category | None:
+    """Category of an error code (None for warnings and unknown codes)."""
+    entry = CODES.get(code)
+    return entry[0] if entry else None
+
+
+class CartonFormatError(Exception):
+    """Every failure the format layer reports: a stable code plus plain words.
+
+    ``member`` is the archive path concerned (if any), ``key`` the TOML key path
+    (e.g. ``runner.required_framework_version``).
+    """
+
+    def __init__(self, code: str, message: str, *, member: str | None = None, key: str | None = None):
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code!r}")
+        self.code = code
+        self.message = message
+        self.member = member
+        self.key = key
+        super().__init__(str(self))
+
+    @property
+    def category(self) -> Category:
+        return CODES[self.code][0]
+
+    def __str__(self) -> str:
+        where = ""
+        if self.member:
+            where = f"{self.member}: "
+        if self.key:
+            where += f"{self.key}: "
+        return f"{self.code} {where}{self.message}"
+
+    def to_finding(self) -> "Finding":
+        return Finding(self.code, self.message, member=self.member, key=self.key)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One validation result line: an error (``E-``) or a warning (``W-``)."""
+
+    code: str
+    message: str
+    member: str | None = None
+    key: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.code.startswith("E-")
+
+    @property
+    def category(self) -> str | None:
+        cat = category_of(self.code)
+        return cat.value if cat else None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "code": self.code,
+            "category": self.category,
+            "message": self.message,
+            "member": self.member,
+            "key": self.key,
+        }
+
+
+@dataclass
+class FindingCollector:
+    """Accumulates findings while a validation pass goes on."""
+
+    findings: list[Finding] = field(default_factory=list)
+
+    def error(self, err: CartonFormatError) -> None:
+        self.findings.append(err.to_finding())
+
+    def warn(self, code: str, message: str, *, member: str | None = None, key: str | None = None) -> None:
+        if code not in WARNING_CODES:
+            raise ValueError(f"unknown warning code {code!r}")
+        self.findings.append(Finding(code, message, member=member, key=key))

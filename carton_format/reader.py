@@ -1,0 +1,520 @@
+"""``read()``: open a Carton archive, check its structure and expose metadata lazily.
+
+Reading metadata touches the end of the file, the central directory and three small members
+(MANIFEST, carton.toml, tensor_data/index.toml).  Every member that is read is checked against
+its MANIFEST hash; with ``verify_hashes=True`` (the default) every member is verified up front.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Callable
+
+from . import schema_check
+from .errors import CartonFormatError, Finding, FindingCollector
+from .lazy import LazyMiscFile, LazyTensor
+from .limits import DEFAULT_LIMITS, Limits
+from .links import Links, links_from_document
+from .manifest import LINKS_PATH, MANIFEST_PATH, Manifest, parse_manifest
+from .metadata import (
+    MISC_REF_PREFIX,
+    SPEC_VERSION,
+    TENSOR_REF_PREFIX,
+    CartonInfo,
+    KNOWN_TOP_LEVEL_KEYS,
+    info_from_document,
+    short_description_too_long,
+)
+from .paths import portability_problem
+from .tensor_data import (
+    INDEX_PATH,
+    IndexEntry,
+    TensorIndex,
+    decode_numeric,
+    decode_strings,
+    expected_numeric_size,
+    parse_index,
+)
+from .dtypes import NESTED_DTYPE, STRING_DTYPE
+from .toml_io import parse_toml
+from .version_req import VersionReq
+from .zip_reader import ZipEntry, ZipReader
+
+log = logging.getLogger(__name__)
+
+CARTON_TOML = "carton.toml"
+MISC_DIR = "misc/"
+CHUNK = 4 * 1024 * 1024
+
+# fetch_linked(path, sha256, urls) -> binary stream of the file's content
+LinkedFetcher = Callable[[str, str, list[str]], IO[bytes]]
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """One MANIFEST path as ``carton ls`` shows it."""
+
+    path: str
+    sha256: str
+    in_zip: bool
+    size: int | None
+    compressed_size: int | None
+    method: str | None
+    symlink_to: str | None
+    linked_urls: tuple[str, ...]
+
+
+METHOD_NAMES = {0: "stored", 8: "deflate", 93: "zstd"}
+
+
+class _VerifyingStream(io.RawIOBase):
+    """Passes a member's bytes through and checks its sha256 when the end is reached."""
+
+    def __init__(self, raw: IO[bytes], expected: str, member: str):
+        super().__init__()
+        self._raw = raw
+        self._expected = expected
+        self._member = member
+        self._hash = hashlib.sha256()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._raw.read(len(view))
+        n = len(data)
+        view[:n] = data
+        if n:
+            self._hash.update(data)
+        elif not self._done:
+            self._done = True
+            actual = self._hash.hexdigest()
+            if actual != self._expected:
+                raise CartonFormatError(
+                    "E-MANIFEST-MISMATCH",
+                    f"sha256 is {actual}, MANIFEST says {self._expected}",
+                    member=self._member,
+                )
+        return n
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def _sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class CartonArchive:
+    """An opened archive.  Use as a context manager; see ``read()``."""
+
+    def __init__(
+        self,
+        zip_reader: ZipReader,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        fetch_linked: LinkedFetcher | None = None,
+        collector: FindingCollector | None = None,
+    ):
+        self._zip = zip_reader
+        self._limits = limits
+        self._fetch_linked = fetch_linked
+        self._collect = collector
+        self._warnings = collector or FindingCollector()
+        self.manifest_info: Manifest
+        self.links: Links | None = None
+        self.tensor_index = TensorIndex.empty()
+        self.info: CartonInfo
+        self._files: dict[str, ZipEntry] = {}
+        self._load()
+
+    # -- reporting ------------------------------------------------------------------------
+
+    def _report(self, err: CartonFormatError) -> None:
+        """Independent errors: collected by validate(), raised by read()."""
+        if self._collect is None:
+            raise err
+        self._collect.error(err)
+
+    def _warn(self, code: str, message: str, **where: str | None) -> None:
+        self._warnings.warn(code, message, **where)
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self._warnings.findings if not f.is_error]
+
+    @property
+    def manifest(self) -> dict[str, str]:
+        return dict(self.manifest_info.entries)
+
+    @property
+    def manifest_sha256(self) -> str:
+        return self.manifest_info.sha256
+
+    @property
+    def zip(self) -> ZipReader:
+        return self._zip
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        for entry in self._zip.entries:
+            if entry.is_dir:
+                self._warn("W-ZIP-DIRECTORY", "directory entry ignored", member=entry.name)
+                continue
+            problem = portability_problem(entry.name)
+            if problem:
+                self._warn("W-PATH-NONPORTABLE", problem, member=entry.name)
+            self._files[entry.name] = entry
+        self.manifest_info = self._load_manifest()
+        self.links = self._load_links()
+        self._check_member_set()
+        document = self._load_carton_toml()
+        self.tensor_index = self._load_index()
+        self.info = info_from_document(document, self._resolve_reference, self._misc_files())
+
+    def _load_manifest(self) -> Manifest:
+        if MANIFEST_PATH not in self._files:
+            raise CartonFormatError("E-STRUCTURE-MISSING", "the archive has no MANIFEST", member=MANIFEST_PATH)
+        manifest = parse_manifest(self._zip.read_member(MANIFEST_PATH, self._limits.max_manifest_bytes), self._limits)
+        if not manifest.sorted:
+            self._warn("W-MANIFEST-UNSORTED", "lines are not sorted by path", member=MANIFEST_PATH)
+        return manifest
+
+    def _load_links(self) -> Links | None:
+        if LINKS_PATH not in self._files:
+            return None
+        if self._files[LINKS_PATH].uncompressed_size > self._limits.max_toml_bytes:
+            raise CartonFormatError("E-LIMIT-TOML-SIZE", f"is larger than {self._limits.max_toml_bytes} bytes", member=LINKS_PATH)
+        document = parse_toml(self._zip.read_member(LINKS_PATH, self._limits.max_toml_bytes), LINKS_PATH, self._limits)
+        problems = schema_check.check(document, "links", LINKS_PATH)
+        if problems:
+            for p in problems[1:]:
+                self._report(p)
+            raise problems[0]
+        links = links_from_document(document)
+        if links.version != 1:
+            said = "missing" if links.version is None else f"{links.version}"
+            self._warn("W-LINKS-VERSION", f"version is {said}, expected 1", member=LINKS_PATH)
+        for sha in sorted(set(links.urls) - self.manifest_info.hashes()):
+            self._warn("W-LINKS-UNUSED", f"{sha} names no MANIFEST entry", member=LINKS_PATH, key=f"urls.{sha}")
+        return links
+
+    def _check_member_set(self) -> None:
+        listed = self.manifest_info.entries
+        for name in self._files:
+            if name not in listed and name not in (MANIFEST_PATH, LINKS_PATH):
+                self._report(CartonFormatError("E-MANIFEST-UNLISTED", "is in the archive but not in MANIFEST", member=name))
+        for path, sha in listed.items():
+            if path not in self._files and not self.linked_urls(path):
+                self._report(
+                    CartonFormatError("E-MANIFEST-MISSING-FILE", "is listed in MANIFEST but neither in the archive nor in LINKS", member=path)
+                )
+        if not any(p.startswith("model/") for p in listed):
+            self._warn("W-MODEL-EMPTY", "nothing is listed under model/")
+
+    def linked_urls(self, path: str) -> list[str]:
+        """URLs for a MANIFEST path that the zip leaves out (empty when it is in the zip)."""
+        if path in self._files or self.links is None:
+            return []
+        sha = self.manifest_info.entries.get(path)
+        return self.links.urls_for(sha) if sha else []
+
+    def _read_small(self, path: str, max_bytes: int, limit_code: str = "E-LIMIT-MEMBER-SIZE") -> bytes:
+        """A whole member (or linked file), verified against MANIFEST; ``limit_code`` when larger
+        than ``max_bytes`` (refused from the declared size before reading, where there is one)."""
+        parts = []
+        total = 0
+        with self.open(path, max_bytes=max_bytes, limit_code=limit_code) as stream:
+            while chunk := stream.read(min(CHUNK, max_bytes + 1 - total) or 1):
+                parts.append(chunk)
+                total += len(chunk)
+                if total > max_bytes:
+                    raise CartonFormatError(limit_code, f"is larger than {max_bytes} bytes", member=path)
+        return b"".join(parts)
+
+    def _load_carton_toml(self) -> dict[str, Any]:
+        if CARTON_TOML not in self.manifest_info.entries:
+            raise CartonFormatError("E-STRUCTURE-MISSING", "carton.toml is not listed in MANIFEST", member=CARTON_TOML)
+        if CARTON_TOML not in self._files and not self.linked_urls(CARTON_TOML):
+            raise CartonFormatError("E-STRUCTURE-MISSING", "the archive has no carton.toml", member=CARTON_TOML)
+        document = parse_toml(self._read_small(CARTON_TOML, self._limits.max_toml_bytes, "E-LIMIT-TOML-SIZE"), CARTON_TOML, self._limits)
+        problems = schema_check.check(document, "carton-toml", CARTON_TOML)
+        if problems:
+            for p in problems[1:]:
+                self._report(p)
+            raise problems[0]
+        fatal = False
+        if document["spec_version"] != SPEC_VERSION:
+            fatal = True
+            self._report(
+                CartonFormatError(
+                    "E-SPEC-VERSION", f"is {document['spec_version']}; this reader understands 1", member=CARTON_TOML, key="spec_version"
+                )
+            )
+        runner = document["runner"]
+        try:
+            VersionReq.parse(runner["required_framework_version"])
+        except CartonFormatError as exc:
+            fatal = True
+            self._report(CartonFormatError(exc.code, exc.message, member=CARTON_TOML, key="runner.required_framework_version"))
+        if "runner_compat_version" not in runner:
+            self._warn("W-RUNNER-COMPAT-MISSING", "is missing; the original's reader requires it", member=CARTON_TOML, key="runner.runner_compat_version")
+        short = document.get("short_description")
+        if isinstance(short, str) and short_description_too_long(short):
+            self._warn("W-SHORT-DESCRIPTION", "is longer than 100 characters", member=CARTON_TOML, key="short_description")
+        for key in sorted(set(document) - KNOWN_TOP_LEVEL_KEYS):
+            self._warn("W-UNKNOWN-KEY", "unknown key ignored", member=CARTON_TOML, key=key)
+        if fatal:  # in collect mode the errors were recorded; the info cannot be built
+            raise _Stop()
+        return document
+
+    def _load_index(self) -> TensorIndex:
+        if INDEX_PATH not in self.manifest_info.entries:
+            self._warn("W-TENSOR-INDEX-MISSING", "is missing; treated as empty", member=INDEX_PATH)
+            return TensorIndex.empty()
+        document = parse_toml(self._read_small(INDEX_PATH, self._limits.max_toml_bytes, "E-LIMIT-TOML-SIZE"), INDEX_PATH, self._limits)
+        problems = schema_check.check(document, "tensor-index", INDEX_PATH)
+        if problems:
+            for p in problems[1:]:
+                self._report(p)
+            raise problems[0]
+        index = parse_index(document, self._limits)
+        for i, entry in enumerate(index.entries.values()):
+            if entry.member is not None and entry.member not in self.manifest_info.entries:
+                self._report(
+                    CartonFormatError(
+                        "E-TENSOR-FILE-MISSING", f"tensor {entry.name!r}: {entry.member} is not in MANIFEST", member=INDEX_PATH, key=f"tensor[{i}].file"
+                    )
+                )
+        return index
+
+    def _resolve_reference(self, reference: str, key: str) -> Any:
+        if reference.startswith(TENSOR_REF_PREFIX):
+            name = reference[len(TENSOR_REF_PREFIX):]
+            if name in self.tensor_index.addressable:
+                return self.lazy_tensor(self.tensor_index.entries[name])
+        elif reference.startswith(MISC_REF_PREFIX):
+            path = MISC_DIR + reference[len(MISC_REF_PREFIX):]
+            if path in self.manifest_info.entries:
+                return self._lazy_misc(path)
+        self._report(CartonFormatError("E-REF-DANGLING", f"{reference!r} names nothing in the archive", member=CARTON_TOML, key=key))
+        return None
+
+    def _misc_files(self) -> dict[str, LazyMiscFile] | None:
+        misc = {p[len(MISC_DIR):]: self._lazy_misc(p) for p in self.manifest_info.entries if p.startswith(MISC_DIR)}
+        return misc or None
+
+    def _lazy_misc(self, path: str) -> LazyMiscFile:
+        entry = self._files.get(path)
+        return LazyMiscFile(path[len(MISC_DIR):], entry.uncompressed_size if entry else None, lambda: self.open(path))
+
+    def lazy_tensor(self, entry: IndexEntry) -> LazyTensor:
+        return LazyTensor(entry.name, entry.dtype, entry.shape, lambda: self.load_tensor(entry))
+
+    def load_tensor(self, entry: IndexEntry) -> Any:
+        """Read one tensor (verified); nested tensors give a list of arrays."""
+        if entry.dtype == NESTED_DTYPE:
+            return [self.load_tensor(self.tensor_index.entries[name]) for name in entry.inner]
+        assert entry.member is not None
+        if entry.member not in self.manifest_info.entries:
+            raise CartonFormatError("E-TENSOR-FILE-MISSING", f"tensor {entry.name!r}: {entry.member} is not in MANIFEST", member=INDEX_PATH)
+        if entry.dtype == STRING_DTYPE:
+            data = self._read_small(entry.member, self._limits.max_string_tensor_bytes, "E-LIMIT-TENSOR")
+            document = parse_toml(data, entry.member, self._limits_for_strings())
+            problems = schema_check.check(document, "string-tensor", entry.member)
+            if problems:
+                raise CartonFormatError("E-TENSOR-STRING", f"{problems[0].key or ''} {problems[0].message}".strip(), member=entry.member)
+            return decode_strings(document, entry)
+        expected = expected_numeric_size(entry)
+        zip_entry = self._files.get(entry.member)
+        if zip_entry is not None and zip_entry.uncompressed_size != expected:
+            # Refuse before reading: the declared size already tells the file is wrong.
+            raise CartonFormatError(
+                "E-TENSOR-SIZE",
+                f"tensor {entry.name!r} ({entry.dtype}, shape {list(entry.shape or ())}) needs {expected} bytes, "
+                f"the file has {zip_entry.uncompressed_size}",
+                member=entry.member,
+            )
+        return decode_numeric(self._read_small(entry.member, max(expected, 0)), entry)
+
+    def _limits_for_strings(self) -> Limits:
+        from dataclasses import replace
+
+        return replace(self._limits, max_toml_bytes=self._limits.max_string_tensor_bytes)
+
+    # -- member access ----------------------------------------------------------------------
+
+    def open(self, path: str, *, max_bytes: int | None = None, limit_code: str = "E-LIMIT-MEMBER-SIZE") -> BinaryIO:
+        """Stream a MANIFEST path's content (symlinks followed, LINKS used when needed); the
+        sha256 is checked when the stream reaches its end (E-MANIFEST-MISMATCH)."""
+        expected = self.manifest_info.entries.get(path)
+        if expected is None:
+            raise CartonFormatError("E-ARG-INVALID", f"{path!r} is not listed in MANIFEST")
+        if path in self._files:
+            if max_bytes is not None:
+                target = self._zip.resolve_symlink(path)
+                size = self._files[target].uncompressed_size if target in self._files else 0
+                if size > max_bytes:
+                    raise CartonFormatError(limit_code, f"is {size} bytes, more than the limit of {max_bytes}", member=path)
+            raw = self._zip.open_resolved(path)
+        else:
+            urls = self.linked_urls(path)
+            if not urls:
+                raise CartonFormatError("E-MANIFEST-MISSING-FILE", "is neither in the archive nor in LINKS", member=path)
+            if self._fetch_linked is None:
+                raise CartonFormatError("E-LINKS-NOT-FETCHED", f"lives behind LINKS ({urls[0]}) and no fetcher was given", member=path)
+            raw = self._fetch_linked(path, expected, urls)
+        return io.BufferedReader(_VerifyingStream(raw, expected, path), buffer_size=CHUNK)  # type: ignore[return-value]
+
+    def read_bytes(self, path: str, max_bytes: int | None = None) -> bytes:
+        """A whole member, verified."""
+        return self._read_small(path, self._limits.max_member_bytes if max_bytes is None else max_bytes)
+
+    def members(self) -> list[MemberStatus]:
+        """Every MANIFEST path with where it lives (for listings)."""
+        result = []
+        for path, sha in self.manifest_info.entries.items():
+            entry = self._files.get(path)
+            link = None
+            if entry is not None and entry.is_symlink:
+                try:
+                    link = self._zip.resolve_symlink(path)
+                except CartonFormatError:
+                    link = "?"
+            result.append(
+                MemberStatus(
+                    path,
+                    sha,
+                    entry is not None,
+                    entry.uncompressed_size if entry else None,
+                    entry.compressed_size if entry else None,
+                    METHOD_NAMES.get(entry.method) if entry else None,
+                    link,
+                    tuple(self.linked_urls(path)),
+                )
+            )
+        return result
+
+    def verify(self, *, progress: bool | None = None) -> None:
+        """Deep check: zip layout, CRCs, sizes and every MANIFEST hash of members in the zip."""
+        self._zip.check_layout()
+        files = [e for e in self._files.values() if not e.is_symlink and e.name not in (MANIFEST_PATH, LINKS_PATH)]
+        total = sum(e.uncompressed_size for e in files)
+        bar = _progress_bar(total, progress, "verifying")
+        computed: dict[str, str] = {}
+        try:
+            for entry in files:
+                computed[entry.name] = _hash_member(self._zip, entry, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        for name, entry in self._files.items():
+            expected = self.manifest_info.entries.get(name)
+            if expected is None:
+                continue
+            actual = computed.get(self._zip.resolve_symlink(name)) if entry.is_symlink else computed.get(name)
+            if actual != expected:
+                self._report(CartonFormatError("E-MANIFEST-MISMATCH", f"sha256 is {actual}, MANIFEST says {expected}", member=name))
+        unverified = [p for p in self.manifest_info.entries if p not in self._files]
+        if unverified:
+            self._warn("W-HASHES-NOT-VERIFIED", f"{len(unverified)} linked file(s) were not fetched, so not verified")
+
+    def check_tensors(self) -> None:
+        """Load every tensor once (validation): sizes, string files, nested structure."""
+        for entry in self.tensor_index.entries.values():
+            if entry.dtype == NESTED_DTYPE or entry.member not in self._files:
+                continue
+            try:
+                self.load_tensor(entry)
+            except CartonFormatError as exc:
+                self._report(exc)
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def __enter__(self) -> "CartonArchive":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Stop(Exception):
+    """Internal: errors were collected and loading cannot go on."""
+
+
+def _hash_member(zip_reader: ZipReader, entry: ZipEntry, bar: Any) -> str:
+    digest = hashlib.sha256()
+    with zip_reader.open(entry) as stream:
+        while True:
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    return digest.hexdigest()
+
+
+def _progress_bar(total: int, enabled: bool | None, desc: str) -> Any:
+    if enabled is None:
+        enabled = sys.stderr.isatty() and total > 256 * 1024 * 1024
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc=desc, file=sys.stderr)
+
+
+Source = str | os.PathLike[str] | IO[bytes]
+
+
+def open_zip(source: Source, limits: Limits) -> ZipReader:
+    """A ZipReader over a path or an open seekable binary file."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise CartonFormatError("E-IO", f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
+        try:
+            return ZipReader.open_path(path, limits=limits)
+        except OSError as exc:
+            raise CartonFormatError("E-IO", f"{path}: {exc.strerror or exc}") from None
+    if not (hasattr(source, "read") and hasattr(source, "seek")):
+        raise CartonFormatError("E-ARG-INVALID", f"expected a path or a seekable binary file, not {type(source).__name__}")
+    return ZipReader(source, limits=limits)
+
+
+def read(
+    source: Source,
+    *,
+    verify_hashes: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
+    fetch_linked: LinkedFetcher | None = None,
+    progress: bool | None = None,
+) -> CartonArchive:
+    """Open and check an archive; raises CartonFormatError on the first problem.
+
+    With ``verify_hashes=False`` only the metadata members are read (and verified); other members
+    are verified when they are read to their end.
+    """
+    zip_reader = open_zip(source, limits)
+    try:
+        archive = CartonArchive(zip_reader, limits=limits, fetch_linked=fetch_linked)
+        if verify_hashes:
+            archive.verify(progress=progress)
+        return archive
+    except BaseException:
+        zip_reader.close()
+        raise

@@ -1,0 +1,125 @@
+"""Bounded TOML parsing and deterministic TOML writing.
+
+Parsing untrusted TOML is capped *before* the parser runs: documents larger than the byte limit
+are refused, and a cheap pre-scan refuses pathological key dotting and nesting, which make pure
+Python TOML parsers super-linear (see shared/reference/archive-security.md, 2.6).  Writing uses
+tomli-w, whose output (tables as ``[a.b]`` headers, arrays of tables, no dotted keys) is accepted
+by the original's toml 0.5 parser.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import tomli
+import tomli_w
+
+from .errors import CartonFormatError
+from .limits import DEFAULT_LIMITS, Limits
+
+# A run of dotted key parts (bare or quoted) is what makes parsers slow; count the dots in each
+# key outside strings cheaply by bounding the longest run of `.`-separated segments.
+_DOT_RUN = re.compile(rb"(?:[A-Za-z0-9_-]+\s*\.\s*){%d,}")
+
+
+def _prescan(data: bytes, member: str, limits: Limits) -> None:
+    """Refuse documents whose bracket nesting or key dotting exceeds the limits."""
+    depth = 0
+    max_depth = 0
+    in_string: bytes | None = None
+    i = 0
+    n = len(data)
+    # A byte-level scan that tracks strings well enough to ignore brackets inside them; it only
+    # needs to be conservative (never under-count), the real parser does the validation.
+    while i < n:
+        c = data[i : i + 1]
+        if in_string is not None:
+            if c == b"\\" and in_string == b'"':
+                i += 2
+                continue
+            if c == in_string:
+                in_string = None
+            elif c == b"\n":
+                in_string = None  # single-line strings cannot span lines; multi-line handled below
+            i += 1
+            continue
+        if data.startswith(b'"""', i) or data.startswith(b"'''", i):
+            quote = data[i : i + 3]
+            end = data.find(quote, i + 3)
+            i = n if end < 0 else end + 3
+            continue
+        if c in (b'"', b"'"):
+            in_string = c
+        elif c == b"#":
+            end = data.find(b"\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in (b"[", b"{"):
+            depth += 1
+            if depth > max_depth:
+                max_depth = depth
+                if max_depth > limits.max_toml_nesting:
+                    raise CartonFormatError(
+                        "E-LIMIT-TOML-NESTING",
+                        f"arrays/tables nest more than {limits.max_toml_nesting} levels deep",
+                        member=member,
+                    )
+        elif c in (b"]", b"}"):
+            depth = max(0, depth - 1)
+        elif c == b"\n":
+            # Table headers `[a]` / `[[a]]` close on their own line; a stray `[` inside a
+            # broken line must not accumulate across lines forever.
+            pass
+        i += 1
+    if _DOT_RUN_CACHE.get(limits.max_toml_key_parts) is None:
+        _DOT_RUN_CACHE[limits.max_toml_key_parts] = re.compile(
+            rb"(?:[A-Za-z0-9_-]+[ \t]*\.[ \t]*){%d,}" % limits.max_toml_key_parts
+        )
+    if _DOT_RUN_CACHE[limits.max_toml_key_parts].search(data):
+        raise CartonFormatError(
+            "E-LIMIT-TOML-NESTING",
+            f"a dotted key has more than {limits.max_toml_key_parts} parts",
+            member=member,
+        )
+
+
+_DOT_RUN_CACHE: dict[int, re.Pattern[bytes]] = {}
+
+
+def parse_toml(data: bytes, member: str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Parse an untrusted TOML document into plain Python values.
+
+    Errors: E-LIMIT-TOML-SIZE, E-LIMIT-TOML-NESTING, E-TOML-SYNTAX (including invalid UTF-8, a
+    byte-order mark and duplicate keys).
+    """
+    if len(data) > limits.max_toml_bytes:
+        raise CartonFormatError(
+            "E-LIMIT-TOML-SIZE",
+            f"is {len(data)} bytes, more than the limit of {limits.max_toml_bytes}",
+            member=member,
+        )
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise CartonFormatError("E-TOML-SYNTAX", "starts with a byte-order mark", member=member)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CartonFormatError(
+            "E-TOML-SYNTAX", f"is not valid UTF-8 (byte {exc.start})", member=member
+        ) from None
+    _prescan(data, member, limits)
+    try:
+        return tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
+        raise CartonFormatError("E-TOML-SYNTAX", str(exc), member=member) from None
+    except RecursionError:
+        raise CartonFormatError(
+            "E-LIMIT-TOML-NESTING", "nests too deeply to parse", member=member
+        ) from None
+    except (ValueError, OverflowError) as exc:  # e.g. absurd dates tomli cannot represent
+        raise CartonFormatError("E-TOML-SYNTAX", str(exc), member=member) from None
+
+
+def dump_toml(document: dict[str, Any]) -> bytes:
+    """Serialise a document deterministically (key order as given) as UTF-8 TOML."""
+    return tomli_w.dumps(document, multiline_strings=False).encode("utf-8")

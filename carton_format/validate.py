@@ -1,0 +1,91 @@
+"""``validate()``: every finding about an archive, never an exception for a bad archive."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from .errors import CartonFormatError, Finding, FindingCollector
+from .limits import DEFAULT_LIMITS, Limits
+from .reader import CartonArchive, Source, _Stop, open_zip
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ValidationReport:
+    """Findings for one archive; ``ok`` is True when there is no error (warnings allowed)."""
+
+    source: str
+    findings: list[Finding] = field(default_factory=list)
+    manifest_sha256: str | None = None
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.is_error]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if not f.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "file": self.source,
+            "ok": self.ok,
+            "manifest_sha256": self.manifest_sha256,
+            "errors": [f.to_dict() for f in self.errors],
+            "warnings": [f.to_dict() for f in self.warnings],
+        }
+
+
+def validate(
+    source: Source,
+    *,
+    verify_hashes: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
+    progress: bool | None = None,
+) -> ValidationReport:
+    """Check an archive against the v1 spec and report every finding.
+
+    Independent problems are all reported (every unlisted member, every hash mismatch...);
+    problems that make the rest meaningless (not a zip, no MANIFEST) end the check.  Nothing
+    under ``model/`` is ever deserialised.
+    """
+    collector = FindingCollector()
+    report = ValidationReport(str(source) if not hasattr(source, "read") else getattr(source, "name", "<stream>"))
+    try:
+        zip_reader = open_zip(source, limits)
+    except CartonFormatError as exc:
+        collector.error(exc)
+        report.findings = collector.findings
+        return report
+    try:
+        archive = CartonArchive(zip_reader, limits=limits, collector=collector)
+        report.manifest_sha256 = archive.manifest_sha256
+        if verify_hashes:
+            archive.verify(progress=progress)
+        else:
+            collector.warn("W-HASHES-NOT-VERIFIED", "hash verification was skipped (--no-verify-hashes)")
+        archive.check_tensors()
+    except CartonFormatError as exc:
+        collector.error(exc)
+    except _Stop:
+        pass
+    finally:
+        zip_reader.close()
+    report.findings = _dedupe(collector.findings)
+    return report
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[Finding] = set()
+    result = []
+    for f in findings:
+        if f not in seen:
+            seen.add(f)
+            result.append(f)
+    return result

@@ -1,0 +1,307 @@
+"""``write()``: pack metadata, tensors, misc files and a model directory into a .carton archive.
+
+The output is deterministic (fixed timestamps and permissions, sorted members, sorted MANIFEST),
+streamed (model files are never read into memory) and atomic (written to a temporary file next
+to the target, then renamed; an existing file is only replaced when ``overwrite=True``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import schema_check
+from .errors import CartonFormatError
+from .hashing import sha256_file
+from .lazy import LazyMiscFile, LazyTensor
+from .links import Links, links_to_document
+from .manifest import LINKS_PATH, MANIFEST_PATH, format_manifest
+from .metadata import MISC_REF_PREFIX, TENSOR_REF_PREFIX, CartonInfo, info_to_document
+from .model_dir import ModelFile, walk_model_dir
+from .paths import check_member_path, collision_key
+from .tensor_data import INDEX_PATH, TENSOR_DIR, EncodedTensor, encode_tensor, index_to_document
+from .toml_io import dump_toml
+from .zip_writer import WrittenMember, ZipWriter
+
+log = logging.getLogger(__name__)
+
+COMPRESSION_METHODS = {"stored": 0, "deflate": 8, "zstd": 93}
+CARTON_TOML = "carton.toml"
+MISC_DIR = "misc/"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What ``write()`` produced."""
+
+    path: Path
+    manifest_sha256: str
+    manifest: dict[str, str]
+    members: list[WrittenMember] = field(repr=False)
+
+    def file_sha256(self) -> str:
+        """sha256 of the whole archive file (reads it once; deterministic across runs)."""
+        return sha256_file(self.path)
+
+
+@dataclass
+class _Member:
+    """A planned archive member: bytes, a file to stream, or a symlink."""
+
+    name: str
+    data: bytes | None = None
+    source: Path | None = None
+    size: int = 0
+    link_target: str | None = None
+    link_member: str | None = None
+    sha256: str | None = None  # known up front for bytes and linked files
+
+
+def _plan_data(info: CartonInfo) -> tuple[list[EncodedTensor], dict[str, bytes], list, list]:
+    """Assign ``_tensor_N`` / ``_example_misc_file_N`` names to self-test and example values."""
+    tensors: list[EncodedTensor] = []
+    misc: dict[str, bytes] = {}
+    counter = 0
+
+    def tensor_ref(value: Any, where: str) -> str:
+        nonlocal counter
+        name = f"_tensor_{counter}"
+        if isinstance(value, LazyTensor):
+            value = value.load()
+        tensors.extend(encode_tensor(name, value, f"tensor_{counter}", where))
+        counter += 1
+        return TENSOR_REF_PREFIX + name
+
+    def value_ref(value: Any, where: str) -> str:
+        if isinstance(value, (bytes, bytearray, memoryview, LazyMiscFile)):
+            name = f"_example_misc_file_{len([k for k in misc if k.startswith('_example_misc_file_')])}"
+            misc[name] = value.read() if isinstance(value, LazyMiscFile) else bytes(value)
+            return MISC_REF_PREFIX + name
+        return tensor_ref(value, where)
+
+    def mapping(values: Any, where: str, ref: Callable[[Any, str], str]) -> dict[str, str]:
+        if not isinstance(values, dict):
+            raise CartonFormatError("E-ARG-INVALID", f"{where}: must be a dict of name -> value")
+        for key in values:
+            if not isinstance(key, str):
+                raise CartonFormatError("E-ARG-INVALID", f"{where}: key {key!r} is not a str")
+        return {k: ref(values[k], f"{where}.{k}") for k in sorted(values)}
+
+    test_refs = []
+    for i, test in enumerate(info.self_tests or []):
+        inputs = mapping(test.inputs, f"self_tests[{i}].inputs", tensor_ref)
+        expected = None if test.expected_out is None else mapping(test.expected_out, f"self_tests[{i}].expected_out", tensor_ref)
+        test_refs.append((inputs, expected))
+    example_refs = []
+    for i, example in enumerate(info.examples or []):
+        inputs = mapping(example.inputs, f"examples[{i}].inputs", value_ref)
+        sample_out = mapping(example.sample_out, f"examples[{i}].sample_out", value_ref)
+        example_refs.append((inputs, sample_out))
+    return tensors, misc, test_refs, example_refs
+
+
+def _user_misc_files(info: CartonInfo, generated: dict[str, bytes]) -> list[_Member]:
+    members = []
+    for name, value in (info.misc_files or {}).items():
+        if not isinstance(name, str) or not name or "/" in name:
+            raise CartonFormatError("E-ARG-INVALID", f"misc_files: name {name!r} must be a non-empty file name without '/'")
+        try:
+            check_member_path(MISC_DIR + name)
+        except CartonFormatError as exc:
+            raise CartonFormatError("E-ARG-INVALID", f"misc_files: {exc.message}") from None
+        if name in generated:
+            raise CartonFormatError("E-ARG-INVALID", f"misc_files: name {name!r} is reserved for example files")
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            members.append(_Member(MISC_DIR + name, data=bytes(value)))
+        elif isinstance(value, LazyMiscFile):
+            members.append(_Member(MISC_DIR + name, data=value.read()))
+        elif isinstance(value, (str, os.PathLike)):
+            path = Path(value)
+            if not path.is_file():
+                raise CartonFormatError("E-ARG-INVALID", f"misc_files[{name!r}]: {path} is not a file")
+            members.append(_Member(MISC_DIR + name, source=path, size=path.stat().st_size))
+        else:
+            raise CartonFormatError("E-ARG-INVALID", f"misc_files[{name!r}]: expected bytes or a path, not {type(value).__name__}")
+    return members
+
+
+def _carton_toml(info: CartonInfo, test_refs: list, example_refs: list) -> bytes:
+    if not isinstance(info, CartonInfo):
+        raise CartonFormatError("E-ARG-INVALID", f"info must be a CartonInfo, not {type(info).__name__}")
+    document = info_to_document(info, test_refs, example_refs)
+    problems = schema_check.check(document, "carton-toml", CARTON_TOML)
+    if problems:
+        first = problems[0]
+        raise CartonFormatError("E-ARG-INVALID", first.message, key=first.key)
+    try:
+        return dump_toml(document)
+    except (TypeError, ValueError) as exc:  # e.g. values tomli-w cannot represent
+        raise CartonFormatError("E-ARG-INVALID", f"carton.toml cannot be written: {exc}") from None
+
+
+def _check_collisions(members: list[_Member]) -> None:
+    """Readers reject names equal after case folding / NFC (they collide when extracted)."""
+    seen: dict[str, str] = {}
+    for m in members:
+        key = collision_key(m.name)
+        if key in seen:
+            raise CartonFormatError("E-ARG-INVALID", f"{m.name!r} and {seen[key]!r} differ only in case or Unicode normalisation")
+        seen[key] = m.name
+
+
+def _model_members(model_dir: str | os.PathLike[str] | None) -> list[_Member]:
+    if model_dir is None:
+        return []
+    return [
+        _Member(f.member, source=f.source, size=f.size, link_target=f.link_target, link_member=f.link_member)
+        for f in walk_model_dir(model_dir)
+    ]
+
+
+def _progress(total: int, enabled: bool | None):  # noqa: ANN202
+    if enabled is None:
+        enabled = sys.stderr.isatty() and total > 256 * 1024 * 1024
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc="packing", file=sys.stderr)
+
+
+def write(
+    target: str | os.PathLike[str],
+    info: CartonInfo,
+    model_dir: str | os.PathLike[str] | None = None,
+    *,
+    compression: str = "stored",
+    linked_files: dict[str, list[str]] | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> WriteResult:
+    """Write a Carton v1 archive to ``target``.
+
+    ``model_dir``'s files go under ``model/``.  ``compression`` applies to content members
+    (``stored``, the fastest to load, ``zstd`` or ``deflate``); MANIFEST and LINKS are always
+    stored.  ``linked_files`` maps sha256 -> URLs: model files with those hashes are listed in
+    MANIFEST but left out of the zip, and a LINKS member records where to fetch them.
+    """
+    if compression not in COMPRESSION_METHODS:
+        raise CartonFormatError("E-ARG-INVALID", f"compression must be one of {', '.join(COMPRESSION_METHODS)}, not {compression!r}")
+    method = COMPRESSION_METHODS[compression]
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise CartonFormatError("E-OUTPUT-EXISTS", f"{target} exists; pass overwrite=True to replace it")
+    if target.is_dir():
+        raise CartonFormatError("E-OUTPUT-EXISTS", f"{target} is a directory")
+    links = Links(dict(linked_files)) if linked_files else None
+    links_bytes = dump_toml(links_to_document(links)) if links else None
+
+    tensors, example_misc, test_refs, example_refs = _plan_data(info)
+    members: list[_Member] = [_Member(CARTON_TOML, data=_carton_toml(info, test_refs, example_refs))]
+    index = index_to_document(t.entry for t in tensors)
+    members.append(_Member(INDEX_PATH, data=dump_toml(index)))
+    members += [_Member(TENSOR_DIR + t.entry.file, data=t.payload) for t in tensors if t.payload is not None]
+    members += [_Member(MISC_DIR + name, data=data) for name, data in example_misc.items()]
+    members += _user_misc_files(info, example_misc)
+    members += _model_members(model_dir)
+    members.sort(key=lambda m: m.name.encode("utf-8"))
+    _check_collisions(members)
+
+    skipped: set[str] = set()
+    if links:
+        for m in members:
+            if m.source is not None and m.name.startswith("model/"):
+                m.sha256 = sha256_file(m.source)
+                if m.sha256 in links.urls:
+                    skipped.add(m.name)
+        used = {m.sha256 for m in members if m.name in skipped}
+        for sha in sorted(set(links.urls) - used):
+            log.warning("linked_files: no model file has sha256 %s", sha)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    bar = _progress(sum(m.size for m in members), progress)
+    try:
+        with os.fdopen(fd, "w+b") as fh:
+            writer = ZipWriter(fh)
+            written, manifest = _write_members(writer, members, method, skipped, bar)
+            manifest_bytes = format_manifest(manifest)
+            writer.add_bytes(MANIFEST_PATH, manifest_bytes, method=0)
+            if links_bytes is not None:
+                writer.add_bytes(LINKS_PATH, links_bytes, method=0)
+            writer.close()
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        _commit(tmp, target, overwrite)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    log.info("wrote %s (%d members, manifest %s)", target, len(written), hashlib.sha256(manifest_bytes).hexdigest())
+    return WriteResult(target, hashlib.sha256(manifest_bytes).hexdigest(), manifest, written)
+
+
+def _write_members(
+    writer: ZipWriter, members: list[_Member], method: int, skipped: set[str], bar  # noqa: ANN001
+) -> tuple[list[WrittenMember], dict[str, str]]:
+    written: list[WrittenMember] = []
+    manifest: dict[str, str] = {}
+    for m in members:
+        if m.name in skipped:
+            manifest[m.name] = m.sha256  # type: ignore[assignment]
+            continue
+        if m.link_target is not None:
+            written.append(writer.add_symlink(m.name, m.link_target))
+            continue
+        if m.data is not None:
+            result = writer.add_bytes(m.name, m.data, method=method)
+        else:
+            try:
+                with open(m.source, "rb") as src:  # type: ignore[arg-type]
+                    result = writer.add_stream(m.name, src, method=method, size_hint=m.size)
+            except OSError as exc:
+                raise CartonFormatError("E-IO", f"{m.source}: {exc.strerror or exc}") from None
+        if bar is not None:
+            bar.update(m.size or len(m.data or b""))
+        manifest[m.name] = result.sha256
+        written.append(result)
+    for m in members:  # symlinks are listed with the hash of their final target's content
+        if m.link_target is not None:
+            target_hash = manifest.get(m.link_member)  # type: ignore[arg-type]
+            if target_hash is None:
+                raise CartonFormatError("E-MODEL-DIR", f"{m.name}: symlink target {m.link_member} is not packed")
+            manifest[m.name] = target_hash
+    return written, manifest
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _commit(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Move the finished temporary file into place without clobbering unless asked."""
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)  # fails if target appeared meanwhile: never overwrite silently
+    except FileExistsError:
+        raise CartonFormatError("E-OUTPUT-EXISTS", f"{target} was created while writing; not replaced") from None
+    except OSError:
+        if target.exists():
+            raise CartonFormatError("E-OUTPUT-EXISTS", f"{target} exists") from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink()

@@ -1,0 +1,485 @@
+"""A deterministic, streaming zip writer.
+
+Deterministic: fixed timestamps (1980-01-01 00:00:00), fixed attributes and versions, no extra
+fields except zip64 where needed, entries in call order: the same inputs give the same bytes.
+
+Streaming: member data goes through in chunks of a few MiB (peak memory does not grow with the
+member); the local header is written first with placeholder CRC/sizes and patched afterwards by
+seeking back, so no data descriptors are needed.  SHA-256 and CRC-32 are computed while the data
+passes (CRC-32 and the file write overlap SHA-256 on a worker thread, see ``hashing``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .errors import CartonFormatError
+from .hashing import CHUNK_SIZE, DigestPair
+from .limits import DEFAULT_LIMITS, Limits
+from .paths import check_member_path, collision_key
+from .zip_codecs import make_encoder
+from .zip_records import (
+    CREATE_UNIX,
+    FLAG_UTF8,
+    LOCAL_SIZE,
+    METHOD_DEFLATE,
+    METHOD_STORED,
+    METHOD_ZSTD,
+    S_IFLNK,
+    S_IFREG,
+    SUPPORTED_METHODS,
+    U16_MAX,
+    U32_MAX,
+    CentralHeader,
+    EndRecord,
+    pack_central,
+    pack_eocd,
+    pack_local,
+    pack_zip64_eocd,
+    pack_zip64_extra,
+    pack_zip64_locator,
+)
+
+log = logging.getLogger(__name__)
+
+#: DOS date 1980-01-01 and time 00:00:00: the earliest representable, and the same every run.
+DOS_DATE = 0x0021
+DOS_TIME = 0
+#: "Version made by": Unix, APPNOTE 6.3 (the version that defines method 93, zstd).
+VERSION_MADE_BY = (CREATE_UNIX << 8) | 63
+VERSION_NEEDED = {METHOD_STORED: 10, METHOD_DEFLATE: 20, METHOD_ZSTD: 63}
+VERSION_ZIP64 = 45
+FILE_ATTR = (S_IFREG | 0o644) << 16
+SYMLINK_ATTR = (S_IFLNK | 0o777) << 16
+#: A compressed member can exceed its input a little (incompressible data): reserve zip64 in the
+#: local header when the input is this close to 4 GiB.
+_EXPANSION_MARGIN = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WrittenMember:
+    """What was written for one member (``sha256`` is lowercase hex of the uncompressed bytes)."""
+
+    name: str
+    method: int
+    sha256: str
+    crc32: int
+    size: int
+    compressed_size: int
+
+
+@dataclass(frozen=True)
+class _Record:
+    raw_name: bytes
+    flags: int
+    method: int
+    version_needed: int
+    crc32: int
+    compressed_size: int
+    uncompressed_size: int
+    header_offset: int
+    external_attr: int
+
+
+class ZipWriter:
+    """Writes members to a seekable binary file positioned at offset 0; :meth:`close` writes the
+    central directory (it does not close the file).  ``force_zip64`` writes zip64 extras and end
+    records even for small archives (tests, conformance fixtures)."""
+
+    def __init__(
+        self,
+        fileobj: IO[bytes],
+        *,
+        force_zip64: bool = False,
+        limits: Limits = DEFAULT_LIMITS,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        try:
+            start = fileobj.tell()
+        except (OSError, AttributeError, io.UnsupportedOperation) as exc:
+            raise CartonFormatError("E-ARG-INVALID", f"the zip writer needs a seekable file: {exc}") from None
+        if start != 0:
+            raise CartonFormatError("E-ARG-INVALID", f"the zip writer needs a file positioned at 0, not {start}")
+        self._f = fileobj
+        self._force_zip64 = force_zip64
+        self._limits = limits
+        self._chunk_size = chunk_size
+        self._buffer: bytearray | None = None
+        self._pos = 0
+        self._records: list[_Record] = []
+        self._names: dict[str, str] = {}  # collision key -> name
+        self._files: set[str] = set()  # collision keys of non-directory members
+        self._dirs: set[str] = set()  # collision keys of their parent directories
+        self._closed = False
+        self._broken = False
+
+    # -- public API ------------------------------------------------------------------------
+
+    def add_stream(
+        self,
+        name: str,
+        src: IO[bytes],
+        *,
+        method: int,
+        size_hint: int | None = None,
+        level: int | None = None,
+        zstd_content_size: bool = True,
+    ) -> WrittenMember:
+        """Stream ``src`` to its end into member ``name``.
+
+        ``size_hint`` (the exact size, if known) decides whether the local header needs a zip64
+        field, and is written into zstd frame headers when ``zstd_content_size``; a source of a
+        different size then fails with ``E-ARG-INVALID`` (and the member is rolled back).
+        """
+        return self._add(
+            name,
+            self._chunks_of(src),
+            method=method,
+            size=size_hint,
+            level=level,
+            zstd_content_size=zstd_content_size,
+            external_attr=FILE_ATTR,
+        )
+
+    def add_bytes(
+        self,
+        name: str,
+        data: bytes | bytearray | memoryview,
+        *,
+        method: int,
+        level: int | None = None,
+        zstd_content_size: bool = True,
+    ) -> WrittenMember:
+        view = memoryview(data).cast("B")
+        step = self._chunk_size
+        chunks = (view[i : i + step] for i in range(0, len(view), step))
+        return self._add(
+            name, chunks, method=method, size=len(view), level=level,
+            zstd_content_size=zstd_content_size, external_attr=FILE_ATTR,
+        )
+
+    def add_file(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        method: int,
+        level: int | None = None,
+        zstd_content_size: bool = True,
+    ) -> WrittenMember:
+        try:
+            src = open(path, "rb", buffering=0)
+        except OSError as exc:
+            raise CartonFormatError("E-IO", f"{os.fspath(path)}: {exc.strerror or exc}", member=name) from None
+        with src:
+            try:
+                size = os.fstat(src.fileno()).st_size
+            except OSError as exc:  # pragma: no cover - fstat of an open file
+                raise CartonFormatError("E-IO", f"{os.fspath(path)}: {exc.strerror or exc}", member=name) from None
+            return self.add_stream(
+                name, src, method=method, size_hint=size, level=level, zstd_content_size=zstd_content_size
+            )
+
+    def add_symlink(self, name: str, target: str) -> WrittenMember:
+        """A Unix symlink member (stored; data = ``target``, relative to the link's directory).
+
+        As in the original writer, only links under ``model/`` whose target stays in ``model/``
+        are allowed.  The returned hashes are of the link text; the MANIFEST records the target's.
+        """
+        self._check_symlink(name, target)
+        data = target.encode("utf-8")
+        chunks = iter([memoryview(data)]) if data else iter([])
+        return self._add(
+            name, chunks, method=METHOD_STORED, size=len(data), level=None,
+            zstd_content_size=False, external_attr=SYMLINK_ATTR,
+        )
+
+    def close(self) -> None:
+        """Write the central directory and end records (idempotent)."""
+        if self._closed:
+            return
+        self._check_usable()
+        try:
+            self._write_central_directory()
+        except OSError as exc:
+            self._broken = True
+            raise CartonFormatError("E-IO", f"writing the central directory failed: {exc.strerror or exc}") from None
+        self._closed = True
+
+    def __enter__(self) -> ZipWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._broken = True
+
+    # -- members ---------------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise CartonFormatError("E-ARG-INVALID", "the zip writer is closed")
+        if self._broken:
+            raise CartonFormatError("E-ARG-INVALID", "the zip writer failed earlier and cannot continue")
+
+    def _check_name(self, name: str) -> None:
+        if not isinstance(name, str):
+            raise CartonFormatError("E-ARG-INVALID", f"member names are str, not {type(name).__name__}")
+        check_member_path(name, self._limits)
+        key = collision_key(name)
+        if key in self._names:
+            raise CartonFormatError("E-ZIP-DUPLICATE", f"collides with member {self._names[key]!r}", member=name)
+        if key in self._dirs:
+            raise CartonFormatError("E-ZIP-DUPLICATE", "is already the directory of another member", member=name)
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            if collision_key("/".join(parts[:i])) in self._files:
+                raise CartonFormatError("E-ZIP-DUPLICATE", f"its directory {'/'.join(parts[:i])!r} is a member", member=name)
+        if len(self._records) >= self._limits.max_entries:
+            raise CartonFormatError("E-LIMIT-ENTRY-COUNT", f"more than {self._limits.max_entries} members", member=name)
+
+    def _remember(self, name: str) -> None:
+        key = collision_key(name)
+        self._names[key] = name
+        self._files.add(key)
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            self._dirs.add(collision_key("/".join(parts[:i])))
+
+    def _check_symlink(self, name: str, target: str) -> None:
+        def bad(why: str) -> CartonFormatError:
+            return CartonFormatError("E-ARG-INVALID", f"symlink -> {target!r}: {why}", member=name)
+
+        if not isinstance(name, str) or not name.startswith("model/"):
+            raise bad("symlink members are allowed only under model/")
+        if not isinstance(target, str) or not target:
+            raise bad("empty target")
+        if target.startswith("/") or "\\" in target or (len(target) > 1 and target[1] == ":"):
+            raise bad("the target must be a relative '/'-separated path")
+        if any(ord(c) < 0x20 or c == "\x7f" for c in target) or target.endswith("/"):
+            raise bad("the target must name a file")
+        parts = name.split("/")[:-1]
+        for part in target.split("/"):
+            if part == "..":
+                if not parts:
+                    raise bad("the target escapes the archive")
+                parts.pop()
+            elif part not in ("", "."):
+                parts.append(part)
+        if parts[:1] != ["model"] or len(parts) < 2:
+            raise bad("the target escapes model/")
+
+    def _chunks_of(self, src: IO[bytes]) -> Iterator[memoryview | bytes]:
+        """Chunks of ``src`` read into one reused buffer (each is consumed before the next read)."""
+        if self._buffer is None:
+            self._buffer = bytearray(self._chunk_size)
+        buf = self._buffer
+        view = memoryview(buf)
+        readinto = getattr(src, "readinto", None)
+        while True:
+            if readinto is not None:
+                n = readinto(buf)
+                if not n:
+                    return
+                yield view[:n]
+            else:
+                data = src.read(len(buf))
+                if not data:
+                    return
+                yield data
+
+    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        total = len(view)
+        while view:
+            n = self._f.write(view)
+            if n is None or n >= len(view):
+                break
+            if n <= 0:
+                raise OSError("the file accepted no bytes")
+            view = view[n:]
+        self._pos += total
+
+    def _add(
+        self,
+        name: str,
+        chunks: Iterator[memoryview | bytes],
+        *,
+        method: int,
+        size: int | None,
+        level: int | None,
+        zstd_content_size: bool,
+        external_attr: int,
+    ) -> WrittenMember:
+        self._check_usable()
+        if method not in SUPPORTED_METHODS:
+            raise CartonFormatError("E-ARG-INVALID", f"compression method must be 0, 8 or 93, not {method!r}", member=name)
+        self._check_name(name)
+        raw_name = name.encode("utf-8")
+        flags = 0 if raw_name.isascii() else FLAG_UTF8
+        margin = 0 if method == METHOD_STORED else _EXPANSION_MARGIN
+        zip64_local = self._force_zip64 or size is None or size + margin >= U32_MAX
+        version_needed = VERSION_NEEDED[method]
+        if zip64_local:
+            version_needed = max(version_needed, VERSION_ZIP64)
+        offset = self._pos
+        try:
+            self._write_all(
+                pack_local(
+                    version_needed=version_needed,
+                    flags=flags,
+                    method=method,
+                    mtime=DOS_TIME,
+                    mdate=DOS_DATE,
+                    crc32=0,
+                    compressed_size=U32_MAX if zip64_local else 0,
+                    uncompressed_size=U32_MAX if zip64_local else 0,
+                    name=raw_name,
+                    extra=pack_zip64_extra([0, 0]) if zip64_local else b"",
+                )
+            )
+            digest, csize = self._write_data(name, chunks, method, size, level, zstd_content_size)
+            usize = digest.size
+            if size is not None and usize != size:
+                raise CartonFormatError(
+                    "E-ARG-INVALID", f"the source gave {usize} bytes, {size} were announced", member=name
+                )
+            if not zip64_local and max(usize, csize) >= U32_MAX:
+                raise CartonFormatError(
+                    "E-ARG-INVALID", "the member reached 4 GiB but its size_hint said it would not", member=name
+                )
+            self._patch_local(offset, raw_name, zip64_local, digest.crc32(), csize, usize)
+        except BaseException as exc:
+            self._rollback(offset)
+            if isinstance(exc, OSError):
+                raise CartonFormatError("E-IO", f"writing failed: {exc.strerror or exc}", member=name) from None
+            raise
+        self._remember(name)
+        self._records.append(
+            _Record(raw_name, flags, method, version_needed, digest.crc32(), csize, usize, offset, external_attr)
+        )
+        return WrittenMember(name, method, digest.sha256_hex(), digest.crc32(), usize, csize)
+
+    def _write_data(
+        self,
+        name: str,
+        chunks: Iterator[memoryview | bytes],
+        method: int,
+        size: int | None,
+        level: int | None,
+        zstd_content_size: bool,
+    ) -> tuple[DigestPair, int]:
+        if method == METHOD_STORED:
+            start = self._pos
+            digest = DigestPair(sink=self._write_all)
+            for chunk in chunks:
+                digest.update(chunk)
+            return digest, self._pos - start
+        encoder = make_encoder(method, level, size if zstd_content_size else None)
+        assert encoder is not None
+        csize = 0
+
+        def compress_and_write(chunk: memoryview | bytes) -> None:
+            # runs on the hash worker (zlib and zstd release the GIL), overlapping SHA-256
+            nonlocal csize
+            out = encoder.compress(chunk)
+            if out:
+                self._write_all(out)
+                csize += len(out)
+
+        digest = DigestPair(sink=compress_and_write)
+        try:
+            for chunk in chunks:
+                digest.update(chunk)
+            out = encoder.flush()
+        except (CartonFormatError, OSError):
+            raise
+        except Exception as exc:  # zstd: "Src size is incorrect" when size_hint was wrong
+            raise CartonFormatError(
+                "E-ARG-INVALID", f"compression failed (does size_hint match the data?): {exc}", member=name
+            ) from None
+        self._write_all(out)
+        return digest, csize + len(out)
+
+    def _patch_local(self, offset: int, raw_name: bytes, zip64_local: bool, crc: int, csize: int, usize: int) -> None:
+        end = self._pos
+        f = self._f
+        f.seek(offset + 14)
+        if zip64_local:
+            f.write(crc.to_bytes(4, "little"))
+            f.seek(offset + LOCAL_SIZE + len(raw_name) + 4)
+            f.write(usize.to_bytes(8, "little") + csize.to_bytes(8, "little"))
+        else:
+            f.write(crc.to_bytes(4, "little") + csize.to_bytes(4, "little") + usize.to_bytes(4, "little"))
+        f.seek(end)
+
+    def _rollback(self, offset: int) -> None:
+        """Cut a failed member off so the writer can go on with the next one."""
+        try:
+            self._f.seek(offset)
+            self._f.truncate()
+            self._pos = offset
+        except Exception:  # the file is in an unknown state: refuse further use
+            log.warning("could not roll back a failed member at offset %d", offset)
+            self._broken = True
+
+    # -- central directory -----------------------------------------------------------------
+
+    def _write_central_directory(self) -> None:
+        force = self._force_zip64
+        cd_offset = self._pos
+        parts: list[bytes] = []
+        for r in self._records:
+            # Both sizes go into the zip64 extra whenever it exists (as CPython does): readers of
+            # the original's era (async_zip, mid-2023) parse the extra with a fixed layout and
+            # need both sizes before the offset.  Still APPNOTE-exact: a field is present iff
+            # its header field is 0xFFFFFFFF.
+            offset_big = force or r.header_offset >= U32_MAX
+            sizes_big = force or offset_big or max(r.uncompressed_size, r.compressed_size) >= U32_MAX
+            big = [sizes_big, sizes_big, offset_big]
+            values = [r.uncompressed_size, r.compressed_size, r.header_offset]
+            extra = pack_zip64_extra([v for v, b in zip(values, big) if b])
+            usize, csize, offset = (U32_MAX if b else v for v, b in zip(values, big))
+            header = CentralHeader(
+                version_made_by=VERSION_MADE_BY,
+                version_needed=max(r.version_needed, VERSION_ZIP64) if extra else r.version_needed,
+                flags=r.flags,
+                method=r.method,
+                mtime=DOS_TIME,
+                mdate=DOS_DATE,
+                crc32=r.crc32,
+                compressed_size=csize,
+                uncompressed_size=usize,
+                name_length=len(r.raw_name),
+                extra_length=len(extra),
+                comment_length=0,
+                disk_start=0,
+                internal_attr=0,
+                external_attr=r.external_attr,
+                header_offset=offset,
+            )
+            parts.append(pack_central(header, r.raw_name, extra))
+        cd = b"".join(parts)
+        self._write_all(cd)
+        count, cd_size = len(self._records), len(cd)
+        zip64 = force or count >= U16_MAX or cd_size >= U32_MAX or cd_offset >= U32_MAX
+        if zip64:
+            eocd64_offset = self._pos
+            end64 = EndRecord(0, 0, count, count, cd_size, cd_offset)
+            self._write_all(pack_zip64_eocd(end64, version_made_by=VERSION_MADE_BY, version_needed=VERSION_ZIP64))
+            self._write_all(pack_zip64_locator(eocd64_offset))
+
+        def clamp(value: int, sentinel: int) -> int:
+            return sentinel if force or value >= sentinel else value
+
+        end = EndRecord(
+            0, 0, clamp(count, U16_MAX), clamp(count, U16_MAX), clamp(cd_size, U32_MAX), clamp(cd_offset, U32_MAX)
+        )
+        self._write_all(pack_eocd(end))
+        log.debug("wrote central directory: %d members, %d bytes at %d (zip64=%s)", count, cd_size, cd_offset, zip64)

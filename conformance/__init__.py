@@ -1,0 +1,1 @@
+"""Language-neutral Carton conformance suite: not implemented yet, see issue 4."""
