@@ -4,6 +4,7 @@
 
 Phases run in child processes so each reports its own peak RSS:
   sha256     baseline: hashlib.sha256 over the model file (4 MiB reads)
+  copy       floor for any writer: shutil.copyfile of the model next to the archive
   write      cf.write with the model under model/ (stored, then zstd)
   validate   cf.validate, deep (every MANIFEST hash, CRCs, layout)
   metadata   cf.read(verify_hashes=False).info: time and bytes read from the archive
@@ -17,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,6 +67,10 @@ def phase(name: str, model: Path, archive: Path) -> dict:
             view = memoryview(buf)
             while n := fh.readinto(buf):
                 digest.update(view[:n])
+    elif name == "copy":
+        # The floor for any writer: the same bytes copied by the kernel (sendfile).
+        shutil.copyfile(model / "model.pt", archive.with_suffix(".copy"))
+        archive.with_suffix(".copy").unlink()
     elif name.startswith("write-"):
         cf.write(archive, info, model_dir=model, compression=name.split("-", 1)[1], overwrite=True, progress=False)
         extra["archive_bytes"] = archive.stat().st_size
@@ -113,7 +119,7 @@ def main() -> int:
         model = make_model(Path(tmp), args.size_mib << 20)
         archive = Path(tmp) / "bench.carton"
         results = {}
-        for name in ("sha256", "write-zstd", "write-stored", "validate", "metadata"):
+        for name in ("sha256", "copy", "write-zstd", "write-stored", "validate", "metadata"):
             # stored last, so validate and metadata measure the default (stored) archive
             results[name] = run_child(name, model, archive)
             print(json.dumps(results[name]), file=sys.stderr)
@@ -121,7 +127,9 @@ def main() -> int:
     summary = {
         "model_mib": args.size_mib,
         "sha256_mb_per_s": round(base, 1),
+        "copy_ratio": round(results["copy"]["mb_per_s"] / base, 3),
         "write_stored_ratio": round(results["write-stored"]["mb_per_s"] / base, 3),
+        "write_stored_vs_copy": round(results["write-stored"]["mb_per_s"] / results["copy"]["mb_per_s"], 3),
         "write_zstd_ratio": round(results["write-zstd"]["mb_per_s"] / base, 3),
         "validate_ratio": round(results["validate"]["mb_per_s"] / base, 3),
         "peak_rss_mib": {k: round(v["peak_rss_mib"], 1) for k, v in results.items()},

@@ -193,6 +193,10 @@ class ZipReader:
 
     # -- public API ------------------------------------------------------------------------
 
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
     def names(self) -> list[str]:
         return [e.name for e in self.entries]
 
@@ -605,7 +609,9 @@ class ZipReader:
         if create_system == CREATE_UNIX:
             kind = (h.external_attr >> 16) & S_IFMT
             if kind == S_IFLNK:
-                if is_dir or not name.startswith("model/"):
+                if is_dir:
+                    raise CartonFormatError("E-ZIP-SYMLINK", "a directory entry cannot be a symlink", member=name)
+                if not name.startswith("model/"):
                     raise CartonFormatError("E-ZIP-SYMLINK", "symlink members are allowed only under model/", member=name)
                 is_symlink = True
             elif kind == S_IFDIR:
