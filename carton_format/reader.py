@@ -198,11 +198,7 @@ class CartonArchive:
         if self._files[LINKS_PATH].uncompressed_size > self._limits.max_toml_bytes:
             raise CartonFormatError("E-LIMIT-TOML-SIZE", f"is larger than {self._limits.max_toml_bytes} bytes", member=LINKS_PATH)
         document = parse_toml(self._zip.read_member(LINKS_PATH, self._limits.max_toml_bytes), LINKS_PATH, self._limits)
-        problems = schema_check.check(document, "links", LINKS_PATH)
-        if problems:
-            for p in problems[1:]:
-                self._report(p)
-            raise problems[0]
+        self._check_schema(document, "links", LINKS_PATH)
         links = links_from_document(document)
         if links.version != 1:
             said = "missing" if links.version is None else f"{links.version}"
@@ -210,6 +206,14 @@ class CartonArchive:
         for sha in sorted(set(links.urls) - self.manifest_info.hashes()):
             self._warn("W-LINKS-UNUSED", f"{sha} names no MANIFEST entry", member=LINKS_PATH, key=f"urls.{sha}")
         return links
+
+    def _check_schema(self, document: dict[str, Any], schema: str, member: str) -> None:
+        """Report every schema violation; the document is unusable if there is any."""
+        problems = schema_check.check(document, schema, member)
+        if problems:
+            for p in problems[1:]:
+                self._report(p)
+            raise problems[0]
 
     def _check_member_set(self) -> None:
         listed = self.manifest_info.entries
@@ -250,11 +254,7 @@ class CartonArchive:
         if CARTON_TOML not in self._files and not self.linked_urls(CARTON_TOML):
             raise CartonFormatError("E-STRUCTURE-MISSING", "the archive has no carton.toml", member=CARTON_TOML)
         document = parse_toml(self._read_small(CARTON_TOML, self._limits.max_toml_bytes, "E-LIMIT-TOML-SIZE"), CARTON_TOML, self._limits)
-        problems = schema_check.check(document, "carton-toml", CARTON_TOML)
-        if problems:
-            for p in problems[1:]:
-                self._report(p)
-            raise problems[0]
+        self._check_schema(document, "carton-toml", CARTON_TOML)
         fatal = False
         if document["spec_version"] != SPEC_VERSION:
             fatal = True
@@ -285,11 +285,7 @@ class CartonArchive:
             self._warn("W-TENSOR-INDEX-MISSING", "is missing; treated as empty", member=INDEX_PATH)
             return TensorIndex.empty()
         document = parse_toml(self._read_small(INDEX_PATH, self._limits.max_toml_bytes, "E-LIMIT-TOML-SIZE"), INDEX_PATH, self._limits)
-        problems = schema_check.check(document, "tensor-index", INDEX_PATH)
-        if problems:
-            for p in problems[1:]:
-                self._report(p)
-            raise problems[0]
+        self._check_schema(document, "tensor-index", INDEX_PATH)
         index = parse_index(document, self._limits)
         for i, entry in enumerate(index.entries.values()):
             if entry.member is not None and entry.member not in self.manifest_info.entries:

@@ -217,7 +217,17 @@ def encode_tensor(name: str, value: Any, file_stem: str, where: str) -> list[Enc
     array = _as_array(value, where)
     dtype = carton_dtype_of(array, where=where)
     shape = tuple(int(d) for d in array.shape)
+    limits = DEFAULT_LIMITS  # writers stay within what readers accept (FMT-LIMIT-1, FMT-LIMIT-10)
     if dtype == STRING_DTYPE:
-        return [EncodedTensor(IndexEntry(name, dtype, shape, f"{file_stem}.toml"), encode_string_payload(array, where))]
+        cap = limits.max_string_tensor_bytes
+        if array.size > cap:
+            raise CartonFormatError("E-ARG-INVALID", f"{where}: {array.size} strings; readers accept at most {cap}")
+        payload = encode_string_payload(array, where)
+        if len(payload) > cap:
+            raise CartonFormatError("E-ARG-INVALID", f"{where}: the string file would be {len(payload)} bytes; readers accept {cap}")
+        return [EncodedTensor(IndexEntry(name, dtype, shape, f"{file_stem}.toml"), payload)]
+    size = array.size * NUMERIC_DTYPES[dtype].itemsize
+    if size > limits.max_numeric_tensor_bytes:
+        raise CartonFormatError("E-ARG-INVALID", f"{where}: {size} bytes; readers accept at most {limits.max_numeric_tensor_bytes}")
     payload = np.ascontiguousarray(array, dtype=NUMERIC_DTYPES[dtype]).tobytes()
     return [EncodedTensor(IndexEntry(name, dtype, shape, f"{file_stem}.bin"), payload)]

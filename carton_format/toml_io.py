@@ -121,5 +121,40 @@ def parse_toml(data: bytes, member: str, limits: Limits = DEFAULT_LIMITS) -> dic
 
 
 def dump_toml(document: dict[str, Any]) -> bytes:
-    """Serialise a document deterministically (key order as given) as UTF-8 TOML."""
-    return tomli_w.dumps(document, multiline_strings=False).encode("utf-8")
+    """Serialise a document deterministically as UTF-8 TOML.
+
+    Within each table the plain values come first, then sub-tables and arrays of tables, each in
+    the given key order.  Arrays of tables are always written with ``[[name]]`` headers (as the
+    original's serializer does): tomli-w would inline the short ones, which moves them before
+    every table and makes the layout depend on value lengths.  Values are formatted by tomli-w.
+    """
+    return _table_text(document, "").encode("utf-8")
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _value(key)
+
+
+def _value(value: Any) -> str:
+    return tomli_w.dumps({"k": value}, multiline_strings=False)[len("k = ") : -1]
+
+
+def _table_text(table: dict[str, Any], name: str) -> str:
+    literals = "".join(
+        f"{_key(k)} = {_value(v)}\n" for k, v in table.items() if not isinstance(v, dict) and not _is_table_array(v)
+    )
+    blocks = [literals] if literals else []
+    for k, v in table.items():
+        full = f"{name}.{_key(k)}" if name else _key(k)
+        if isinstance(v, dict):
+            blocks.append(f"[{full}]\n" + _table_text(v, full))
+        elif _is_table_array(v):
+            blocks += [f"[[{full}]]\n" + _table_text(item, full) for item in v]
+    return "\n".join(blocks)

@@ -20,6 +20,7 @@ from . import schema_check
 from .errors import CartonFormatError
 from .hashing import sha256_file
 from .lazy import LazyMiscFile, LazyTensor
+from .limits import DEFAULT_LIMITS
 from .links import Links, links_to_document
 from .manifest import LINKS_PATH, MANIFEST_PATH, format_manifest
 from .metadata import MISC_REF_PREFIX, TENSOR_REF_PREFIX, CartonInfo, info_to_document
@@ -139,10 +140,36 @@ def _carton_toml(info: CartonInfo, test_refs: list, example_refs: list) -> bytes
     if problems:
         first = problems[0]
         raise CartonFormatError("E-ARG-INVALID", first.message, key=first.key)
+    _check_integers(document)
     try:
-        return dump_toml(document)
+        return _within_limit(CARTON_TOML, dump_toml(document), DEFAULT_LIMITS.max_toml_bytes)
     except (TypeError, ValueError) as exc:  # e.g. values tomli-w cannot represent
         raise CartonFormatError("E-ARG-INVALID", f"carton.toml cannot be written: {exc}") from None
+
+
+def _within_limit(member: str, data: bytes, limit: int) -> bytes:
+    """Writers stay within the default limits readers apply (FMT-LIMIT-1)."""
+    if len(data) > limit:
+        raise CartonFormatError("E-ARG-INVALID", f"{member} would be {len(data)} bytes; readers accept at most {limit}")
+    return data
+
+
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+
+
+def _check_integers(value: Any, path: tuple[Any, ...] = ()) -> None:
+    """Refuse integers outside the signed 64-bit range: TOML 1.0 and the original's parser
+    (toml 0.5, i64) cannot read them, although readers accept u64 values (FMT-TOML-3)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_integers(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_integers(item, (*path, i))
+    elif isinstance(value, int) and not isinstance(value, bool) and not I64_MIN <= value <= I64_MAX:
+        raise CartonFormatError(
+            "E-ARG-INVALID", f"{value} is outside the signed 64-bit range of TOML integers", key=schema_check.format_key(path)
+        )
 
 
 def _check_collisions(members: list[_Member]) -> None:
@@ -200,12 +227,13 @@ def write(
     if target.is_dir():
         raise CartonFormatError("E-OUTPUT-EXISTS", f"{target} is a directory")
     links = Links(dict(linked_files)) if linked_files else None
-    links_bytes = dump_toml(links_to_document(links)) if links else None
+    if links:
+        links_to_document(links)  # check the hashes and URLs before any work
 
     tensors, example_misc, test_refs, example_refs = _plan_data(info)
     members: list[_Member] = [_Member(CARTON_TOML, data=_carton_toml(info, test_refs, example_refs))]
     index = index_to_document(t.entry for t in tensors)
-    members.append(_Member(INDEX_PATH, data=dump_toml(index)))
+    members.append(_Member(INDEX_PATH, data=_within_limit(INDEX_PATH, dump_toml(index), DEFAULT_LIMITS.max_toml_bytes)))
     members += [_Member(TENSOR_DIR + t.entry.file, data=t.payload) for t in tensors if t.payload is not None]
     members += [_Member(MISC_DIR + name, data=data) for name, data in example_misc.items()]
     members += _user_misc_files(info, example_misc)
@@ -220,9 +248,19 @@ def write(
                 m.sha256 = sha256_file(m.source)
                 if m.sha256 in links.urls:
                     skipped.add(m.name)
+        by_name = {m.name: m for m in members}
+        for m in members:  # a symlink to a left-out file is left out too: a link must end in the zip
+            if m.link_member in skipped:
+                m.sha256 = by_name[m.link_member].sha256
+                skipped.add(m.name)
         used = {m.sha256 for m in members if m.name in skipped}
         for sha in sorted(set(links.urls) - used):
-            log.warning("linked_files: no model file has sha256 %s", sha)
+            log.warning("linked_files: no model file has sha256 %s; not written to LINKS", sha)
+        # LINKS lists only the files left out of the zip (FMT-LINKS-6, FMT-LINKS-7).
+        links = Links({sha: urls for sha, urls in links.urls.items() if sha in used}) if used else None
+    links_bytes = None
+    if links:
+        links_bytes = _within_limit(LINKS_PATH, dump_toml(links_to_document(links)), DEFAULT_LIMITS.max_toml_bytes)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -232,7 +270,7 @@ def write(
         with os.fdopen(fd, "w+b") as fh:
             writer = ZipWriter(fh)
             written, manifest = _write_members(writer, members, method, skipped, bar)
-            manifest_bytes = format_manifest(manifest)
+            manifest_bytes = _within_limit(MANIFEST_PATH, format_manifest(manifest), DEFAULT_LIMITS.max_manifest_bytes)
             writer.add_bytes(MANIFEST_PATH, manifest_bytes, method=0)
             if links_bytes is not None:
                 writer.add_bytes(LINKS_PATH, links_bytes, method=0)

@@ -34,6 +34,7 @@ def test_validate_ok(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith(f"{good}: OK manifest ")
 
 
+@pytest.mark.spec("FMT-MANIFEST-8")
 def test_validate_invalid_lines(good: Path, bad: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(good), str(bad)]) == 1
     lines = capsys.readouterr().out.splitlines()
@@ -49,6 +50,7 @@ def test_validate_json(good: Path, bad: Path, capsys: pytest.CaptureFixture[str]
     assert report["files"][1]["errors"][0]["category"] == "manifest"
 
 
+@pytest.mark.spec("FMT-ZIP-1")
 def test_validate_not_a_zip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     junk = tmp_path / "junk.carton"
     junk.write_bytes(b"hello")
@@ -56,6 +58,7 @@ def test_validate_not_a_zip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "E-ZIP-NOT-ZIP" in capsys.readouterr().out
 
 
+@pytest.mark.spec("FMT-READ-4")
 def test_no_verify_hashes_skips_deep_check(tmp_path: Path, good: Path, capsys: pytest.CaptureFixture[str]) -> None:
     members = members_of(good)
     members["model/model.pt"] = b"tampered but same manifest"

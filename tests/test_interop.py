@@ -41,6 +41,7 @@ def test_original_written_archives_read_identically(name: str) -> None:
     assert report.ok, report.findings
 
 
+@pytest.mark.spec("FMT-MANIFEST-11", "FMT-MISC-1", "FMT-META-11")
 def test_original_golden_archive() -> None:
     """The original's own test.carton (python runner, July 2023 writer, zstd, DOS time 0)."""
     path = DATA / "original" / "test.carton"
@@ -60,6 +61,7 @@ def test_original_golden_archive() -> None:
 
 @pytest.mark.interop
 @pytest.mark.parametrize("compression", ["stored", "zstd", "deflate"])
+@pytest.mark.spec("FMT-TOML-3")
 def test_our_archives_read_identically_in_the_original(tmp_path: Path, compression: str) -> None:
     path = write_kitchen_sink(tmp_path, compression=compression)
     [theirs] = original_describe(path)
@@ -90,6 +92,7 @@ def test_sample_variants_read_in_the_original(tmp_path: Path) -> None:
 
 
 @pytest.mark.interop
+@pytest.mark.spec("FMT-MANIFEST-11")
 def test_original_shrink_of_our_archive_reads_here(tmp_path: Path) -> None:
     source = write_kitchen_sink(tmp_path)
     shrunk = original_shrink(source, tmp_path / "shrunk.carton")

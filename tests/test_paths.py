@@ -55,17 +55,20 @@ UNSAFE = [
 
 
 @pytest.mark.parametrize("name", SAFE)
+@pytest.mark.spec("FMT-PATH-1", "FMT-PATH-2")
 def test_safe_names_pass(name: str) -> None:
     check_member_path(name)
 
 
 @pytest.mark.parametrize("name", UNSAFE)
+@pytest.mark.spec("FMT-PATH-1", "FMT-PATH-2")
 def test_unsafe_names_are_rejected(name: str) -> None:
     with pytest.raises(CartonFormatError) as info:
         check_member_path(name)
     assert info.value.code == "E-PATH-UNSAFE"
 
 
+@pytest.mark.spec("FMT-PATH-1")
 def test_directory_names() -> None:
     check_member_path("model/sub/", is_dir=True)
     for bad in ("model/sub", "model//", "/", "model/../", "./"):
@@ -80,6 +83,7 @@ def test_lone_surrogate_is_unsafe() -> None:
     assert info.value.code == "E-PATH-UNSAFE"
 
 
+@pytest.mark.spec("FMT-LIMIT-4")
 def test_length_limit_counts_utf8_bytes() -> None:
     limits = Limits(max_path_bytes=10)
     check_member_path("é" * 5, limits)  # 10 bytes
@@ -89,6 +93,7 @@ def test_length_limit_counts_utf8_bytes() -> None:
     assert info.value.member == "é" * 5 + "x"
 
 
+@pytest.mark.spec("FMT-LIMIT-4")
 def test_depth_limit() -> None:
     limits = Limits(max_path_depth=3)
     check_member_path("a/b/c", limits)
@@ -98,6 +103,7 @@ def test_depth_limit() -> None:
     assert info.value.code == "E-LIMIT-PATH-LENGTH"
 
 
+@pytest.mark.spec("FMT-LIMIT-1", "FMT-LIMIT-4")
 def test_default_limits() -> None:
     check_member_path("a" * 1024)
     with pytest.raises(CartonFormatError):
@@ -112,15 +118,18 @@ def test_default_limits() -> None:
     ["CON", "con.txt", "model/aux", "Nul.tar.gz", "COM1", "lpt9.x", "COM\u00b9", "a/b.", "a/b ", "a:b", "x?y",
      "a<b", "a>b", 'a"b', "a|b", "a*b", "dir./x", "PRN /x"],
 )
+@pytest.mark.spec("FMT-PATH-3")
 def test_non_portable_names(name: str) -> None:
     assert portability_problem(name)
 
 
 @pytest.mark.parametrize("name", ["model/model.pt", "CONSOLE", "com0", "COM10", "lpt", "a/.b", "con_", "x/", "auxiliary.txt"])
+@pytest.mark.spec("FMT-PATH-3")
 def test_portable_names(name: str) -> None:
     assert portability_problem(name) is None
 
 
+@pytest.mark.spec("FMT-ZIP-17")
 def test_collision_key_folds_case_and_normalisation() -> None:
     nfc = unicodedata.normalize("NFC", "café")
     nfd = unicodedata.normalize("NFD", "café")
@@ -133,6 +142,7 @@ def test_collision_key_folds_case_and_normalisation() -> None:
 
 @settings(deadline=None, max_examples=300)
 @given(st.text(max_size=40))
+@pytest.mark.spec("FMT-PATH-1", "FMT-PATH-2")
 def test_check_member_path_only_raises_format_errors(name: str) -> None:
     try:
         check_member_path(name)

@@ -49,6 +49,7 @@ def test_valid_baseline(tmp_path: Path, valid: dict[str, bytes]) -> None:
 # -- MANIFEST (FMT-MANIFEST) ---------------------------------------------------------------------
 
 
+@pytest.mark.spec("FMT-MANIFEST-1")
 def test_manifest_missing(tmp_path: Path, valid: dict[str, bytes]) -> None:
     _check(tmp_path, build(valid, manifest=None), "E-STRUCTURE-MISSING", member="MANIFEST")
 
@@ -56,14 +57,14 @@ def test_manifest_missing(tmp_path: Path, valid: dict[str, bytes]) -> None:
 @pytest.mark.parametrize(
     "manifest",
     [
-        b"carton.toml\n",  # no '='
-        b"carton.toml=" + b"A" * 64 + b"\n",  # uppercase hex
-        b"carton.toml=" + b"a" * 63 + b"\n",  # short hash
-        b"carton.toml=" + b"a" * 64 + b"\n\n",  # blank line
-        b"carton.toml=" + b"a" * 64 + b"\r\n",  # CR
-        b"\xff\xfe=" + b"a" * 64 + b"\n",  # not UTF-8
-        b"../x=" + b"a" * 64 + b"\n",  # unsafe path
-        b"MANIFEST=" + b"a" * 64 + b"\n",  # lists itself
+        pytest.param(b"carton.toml\n", marks=pytest.mark.spec("FMT-MANIFEST-2")),  # no '='
+        pytest.param(b"carton.toml=" + b"A" * 64 + b"\n", marks=pytest.mark.spec("FMT-MANIFEST-3")),  # uppercase hex
+        pytest.param(b"carton.toml=" + b"a" * 63 + b"\n", marks=pytest.mark.spec("FMT-MANIFEST-3")),  # short hash
+        pytest.param(b"carton.toml=" + b"a" * 64 + b"\n\n", marks=pytest.mark.spec("FMT-MANIFEST-2")),  # blank line
+        pytest.param(b"carton.toml=" + b"a" * 64 + b"\r\n", marks=pytest.mark.spec("FMT-MANIFEST-2")),  # CR
+        pytest.param(b"\xff\xfe=" + b"a" * 64 + b"\n", marks=pytest.mark.spec("FMT-MANIFEST-2")),  # not UTF-8
+        pytest.param(b"../x=" + b"a" * 64 + b"\n", marks=pytest.mark.spec("FMT-MANIFEST-4")),  # unsafe path
+        pytest.param(b"MANIFEST=" + b"a" * 64 + b"\n", marks=pytest.mark.spec("FMT-MANIFEST-5")),  # lists itself
     ],
 )
 def test_manifest_syntax(tmp_path: Path, valid: dict[str, bytes], manifest: bytes) -> None:
@@ -80,12 +81,14 @@ def _fmt(entries: dict[str, str], order=None) -> bytes:
     return "".join(f"{k}={entries[k]}\n" for k in keys).encode()
 
 
+@pytest.mark.spec("FMT-MANIFEST-6")
 def test_manifest_duplicate(tmp_path: Path, valid: dict[str, bytes]) -> None:
     entries = _manifest_of(valid)
     data = _fmt(entries) + f"carton.toml={entries['carton.toml']}\n".encode()
     _check(tmp_path, build(valid, manifest=data), "E-MANIFEST-DUPLICATE")
 
 
+@pytest.mark.spec("FMT-MANIFEST-7", "FMT-READ-6")
 def test_manifest_unsorted_is_only_a_warning(tmp_path: Path, valid: dict[str, bytes]) -> None:
     entries = _manifest_of(valid)
     path = tmp_path / "u.carton"
@@ -94,22 +97,26 @@ def test_manifest_unsorted_is_only_a_warning(tmp_path: Path, valid: dict[str, by
     assert report.ok and [w.code for w in report.warnings] == ["W-MANIFEST-UNSORTED"]
 
 
+@pytest.mark.spec("FMT-MANIFEST-2")
 def test_manifest_without_final_newline_is_accepted(tmp_path: Path, valid: dict[str, bytes]) -> None:
     path = tmp_path / "nl.carton"
     path.write_bytes(build(valid, manifest=_fmt(_manifest_of(valid)).rstrip(b"\n")))
     assert cf.validate(path).ok
 
 
+@pytest.mark.spec("FMT-MANIFEST-8")
 def test_member_not_listed(tmp_path: Path, valid: dict[str, bytes]) -> None:
     extra = {**valid, "model/extra.bin": b"sneaky"}
     _check(tmp_path, build(extra, manifest=_fmt(_manifest_of(valid))), "E-MANIFEST-UNLISTED", member="model/extra.bin")
 
 
+@pytest.mark.spec("FMT-MANIFEST-9")
 def test_listed_file_missing(tmp_path: Path, valid: dict[str, bytes]) -> None:
     entries = {**_manifest_of(valid), "model/ghost.bin": SHA_A}
     _check(tmp_path, build(valid, manifest=_fmt(entries)), "E-MANIFEST-MISSING-FILE", member="model/ghost.bin")
 
 
+@pytest.mark.spec("FMT-MANIFEST-10", "FMT-READ-3", "FMT-READ-6")
 def test_hash_mismatch_reports_every_member(tmp_path: Path, valid: dict[str, bytes]) -> None:
     entries = _manifest_of(valid)
     entries["model/model.pt"] = SHA_A
@@ -118,6 +125,7 @@ def test_hash_mismatch_reports_every_member(tmp_path: Path, valid: dict[str, byt
     assert {f.member for f in report.errors} == {"model/model.pt", "misc/arch.png"}
 
 
+@pytest.mark.spec("FMT-MANIFEST-10", "FMT-READ-2")
 def test_metadata_hash_mismatch_is_caught_even_without_deep_verification(tmp_path: Path, valid: dict[str, bytes]) -> None:
     entries = _manifest_of(valid)
     entries["carton.toml"] = SHA_A
@@ -128,6 +136,7 @@ def test_metadata_hash_mismatch_is_caught_even_without_deep_verification(tmp_pat
     assert err.value.code == "E-MANIFEST-MISMATCH" and err.value.member == "carton.toml"
 
 
+@pytest.mark.spec("FMT-META-1")
 def test_carton_toml_missing(tmp_path: Path, valid: dict[str, bytes]) -> None:
     members = {k: v for k, v in valid.items() if k != "carton.toml"}
     _check(tmp_path, build(members), "E-STRUCTURE-MISSING", member="carton.toml")
@@ -139,20 +148,20 @@ def test_carton_toml_missing(tmp_path: Path, valid: dict[str, bytes]) -> None:
 @pytest.mark.parametrize(
     "old, new, code, key",
     [
-        ("spec_version = 1", "spec_version = 2", "E-SPEC-VERSION", "spec_version"),
-        ("spec_version = 1", "spec_version = [", "E-TOML-SYNTAX", None),
-        ("spec_version = 1", "spec_version = 1\nspec_version = 1", "E-TOML-SYNTAX", None),
-        ("spec_version = 1", "spec_version = 'one'", "E-SCHEMA", "spec_version"),
-        ("spec_version = 1\n", "", "E-SCHEMA", "spec_version"),
-        ('runner_name = "torchscript"\n', "", "E-SCHEMA", "runner.runner_name"),
-        ('required_framework_version = "=2.13"', 'required_framework_version = "=>2.13"', "E-VERSIONREQ-INVALID", "runner.required_framework_version"),
-        ('required_framework_version = "=2.13"', "required_framework_version = 2024-01-01", "E-SCHEMA", "runner.required_framework_version"),
-        ('dtype = "float32"', 'dtype = "float16"', "E-SCHEMA", "input[0].dtype"),
-        ('"batch",', '-1,', "E-SCHEMA", "input[0].shape[0]"),
-        ("num_threads = 1", "num_threads = [1]", "E-SCHEMA", "runner.opts.num_threads"),
-        ('x = "@tensor_data/_tensor_0"', 'x = "@misc/arch.png"', "E-SCHEMA", "self_test[0].inputs.x"),
-        ('x = "@tensor_data/_tensor_0"', 'x = "@tensor_data/nope"', "E-REF-DANGLING", "self_test[0].inputs.x"),
-        ('y = "@misc/_example_misc_file_0"', 'y = "@misc/nope.png"', "E-REF-DANGLING", "example[0].sample_out.y"),
+        pytest.param("spec_version = 1", "spec_version = 2", "E-SPEC-VERSION", "spec_version", marks=pytest.mark.spec("FMT-META-3")),
+        pytest.param("spec_version = 1", "spec_version = [", "E-TOML-SYNTAX", None, marks=pytest.mark.spec("FMT-TOML-1")),
+        pytest.param("spec_version = 1", "spec_version = 1\nspec_version = 1", "E-TOML-SYNTAX", None, marks=pytest.mark.spec("FMT-TOML-1")),
+        pytest.param("spec_version = 1", "spec_version = 'one'", "E-SCHEMA", "spec_version", marks=pytest.mark.spec("FMT-META-2")),
+        pytest.param("spec_version = 1\n", "", "E-SCHEMA", "spec_version", marks=pytest.mark.spec("FMT-META-2")),
+        pytest.param('runner_name = "torchscript"\n', "", "E-SCHEMA", "runner.runner_name", marks=pytest.mark.spec("FMT-RUNNER-2")),
+        pytest.param('required_framework_version = "=2.13"', 'required_framework_version = "=>2.13"', "E-VERSIONREQ-INVALID", "runner.required_framework_version", marks=pytest.mark.spec("FMT-RUNNER-3")),
+        pytest.param('required_framework_version = "=2.13"', "required_framework_version = 2024-01-01", "E-SCHEMA", "runner.required_framework_version", marks=pytest.mark.spec("FMT-RUNNER-2", "FMT-TOML-5")),
+        pytest.param('dtype = "float32"', 'dtype = "float16"', "E-SCHEMA", "input[0].dtype", marks=pytest.mark.spec("FMT-META-8")),
+        pytest.param('"batch",', '-1,', "E-SCHEMA", "input[0].shape[0]", marks=pytest.mark.spec("FMT-META-10")),
+        pytest.param("num_threads = 1", "num_threads = [1]", "E-SCHEMA", "runner.opts.num_threads", marks=pytest.mark.spec("FMT-RUNNER-6")),
+        pytest.param('x = "@tensor_data/_tensor_0"', 'x = "@misc/arch.png"', "E-SCHEMA", "self_test[0].inputs.x", marks=pytest.mark.spec("FMT-META-13")),
+        pytest.param('x = "@tensor_data/_tensor_0"', 'x = "@tensor_data/nope"', "E-REF-DANGLING", "self_test[0].inputs.x", marks=pytest.mark.spec("FMT-META-15")),
+        pytest.param('y = "@misc/_example_misc_file_0"', 'y = "@misc/nope.png"', "E-REF-DANGLING", "example[0].sample_out.y", marks=pytest.mark.spec("FMT-META-15")),
     ],
 )
 def test_carton_toml_errors(tmp_path: Path, valid: dict[str, bytes], old: str, new: str, code: str, key: str | None) -> None:
@@ -160,11 +169,13 @@ def test_carton_toml_errors(tmp_path: Path, valid: dict[str, bytes], old: str, n
     _check(tmp_path, build(members), code, member="carton.toml", key=key)
 
 
+@pytest.mark.spec("FMT-TOML-1", "FMT-TOML-2")
 def test_carton_toml_not_utf8_and_bom(tmp_path: Path, valid: dict[str, bytes]) -> None:
     _check(tmp_path, build({**valid, "carton.toml": b"\xef\xbb\xbf" + valid["carton.toml"]}), "E-TOML-SYNTAX")
     _check(tmp_path, build({**valid, "carton.toml": valid["carton.toml"] + b"# \xff\n"}), "E-TOML-SYNTAX")
 
 
+@pytest.mark.spec("FMT-LIMIT-8", "FMT-LIMIT-9")
 def test_toml_limits(tmp_path: Path, valid: dict[str, bytes]) -> None:
     deep = valid["carton.toml"] + b"deep = " + b"[" * 200 + b"]" * 200 + b"\n"
     _check(tmp_path, build({**valid, "carton.toml": deep}), "E-LIMIT-TOML-NESTING")
@@ -176,6 +187,7 @@ def test_toml_limits(tmp_path: Path, valid: dict[str, bytes]) -> None:
     assert "E-LIMIT-TOML-SIZE" in [f.code for f in report.errors]
 
 
+@pytest.mark.spec("FMT-TOML-4")
 def test_unknown_keys_are_ignored_with_a_warning(tmp_path: Path, valid: dict[str, bytes]) -> None:
     members = replace_text(valid, "carton.toml", "spec_version = 1", 'spec_version = 1\nfuture_field = "x"')
     path = tmp_path / "f.carton"
@@ -184,6 +196,7 @@ def test_unknown_keys_are_ignored_with_a_warning(tmp_path: Path, valid: dict[str
     assert report.ok and [w.code for w in report.warnings] == ["W-UNKNOWN-KEY"]
 
 
+@pytest.mark.spec("FMT-RUNNER-5")
 def test_runner_compat_version_missing_is_a_warning(tmp_path: Path, valid: dict[str, bytes]) -> None:
     members = replace_text(valid, "carton.toml", "runner_compat_version = 1\n", "")
     path = tmp_path / "c.carton"
@@ -197,6 +210,7 @@ def test_runner_compat_version_missing_is_a_warning(tmp_path: Path, valid: dict[
 # -- tensor data (FMT-TENSOR) -----------------------------------------------------------------------
 
 
+@pytest.mark.spec("FMT-TENSOR-2")
 def test_index_missing_is_a_warning_when_nothing_refers_to_it(tmp_path: Path, valid: dict[str, bytes]) -> None:
     members = {k: v for k, v in valid.items() if not k.startswith("tensor_data/")}
     text = members["carton.toml"].decode()
@@ -211,13 +225,13 @@ def test_index_missing_is_a_warning_when_nothing_refers_to_it(tmp_path: Path, va
 @pytest.mark.parametrize(
     "old, new, code",
     [
-        ('dtype = "float32"', 'dtype = "float16"', "E-TENSOR-DTYPE"),
-        ('name = "_tensor_1"', 'name = "_tensor_0"', "E-TENSOR-DUPLICATE-NAME"),
-        ('file = "tensor_0.bin"', 'file = "../tensor_0.bin"', "E-PATH-UNSAFE"),
-        ('file = "tensor_0.bin"', 'file = "tensor_9.bin"', "E-TENSOR-FILE-MISSING"),
-        ("shape = [\n    2,\n    3,\n]", "shape = [\n    2,\n    4,\n]", "E-TENSOR-SIZE"),
-        ("shape = [\n    2,\n    3,\n]", "shape = [\n    4294967296,\n    4294967296,\n]", "E-LIMIT-TENSOR"),
-        ("shape = [\n    2,\n]", "shape = [\n    3,\n]", "E-TENSOR-STRING"),
+        pytest.param('dtype = "float32"', 'dtype = "float16"', "E-TENSOR-DTYPE", marks=pytest.mark.spec("FMT-TENSOR-5")),
+        pytest.param('name = "_tensor_1"', 'name = "_tensor_0"', "E-TENSOR-DUPLICATE-NAME", marks=pytest.mark.spec("FMT-TENSOR-4")),
+        pytest.param('file = "tensor_0.bin"', 'file = "../tensor_0.bin"', "E-PATH-UNSAFE", marks=pytest.mark.spec("FMT-TENSOR-8")),
+        pytest.param('file = "tensor_0.bin"', 'file = "tensor_9.bin"', "E-TENSOR-FILE-MISSING", marks=pytest.mark.spec("FMT-TENSOR-9")),
+        pytest.param("shape = [\n    2,\n    3,\n]", "shape = [\n    2,\n    4,\n]", "E-TENSOR-SIZE", marks=pytest.mark.spec("FMT-TENSOR-10")),
+        pytest.param("shape = [\n    2,\n    3,\n]", "shape = [\n    4294967296,\n    4294967296,\n]", "E-LIMIT-TENSOR", marks=pytest.mark.spec("FMT-LIMIT-10")),
+        pytest.param("shape = [\n    2,\n]", "shape = [\n    3,\n]", "E-TENSOR-STRING", marks=pytest.mark.spec("FMT-TENSOR-11")),
     ],
 )
 def test_index_errors(tmp_path: Path, valid: dict[str, bytes], old: str, new: str, code: str) -> None:
@@ -225,12 +239,14 @@ def test_index_errors(tmp_path: Path, valid: dict[str, bytes], old: str, new: st
     _check(tmp_path, build(members), code)
 
 
+@pytest.mark.spec("FMT-TENSOR-10", "FMT-READ-3")
 def test_tensor_file_wrong_size(tmp_path: Path, valid: dict[str, bytes]) -> None:
     members = {**valid, "tensor_data/tensor_0.bin": valid["tensor_data/tensor_0.bin"] + b"\0"}
     report = _check(tmp_path, build(members), "E-TENSOR-SIZE", member="tensor_data/tensor_0.bin")
     assert len(report.errors) == 1
 
 
+@pytest.mark.spec("FMT-TENSOR-11")
 def test_string_tensor_file_malformed(tmp_path: Path, valid: dict[str, bytes]) -> None:
     name = next(k for k in valid if k.endswith(".toml") and k.startswith("tensor_data/tensor_"))
     _check(tmp_path, build({**valid, name: b"data = [1, 2]\n"}), "E-TENSOR-STRING")
@@ -240,9 +256,9 @@ def test_string_tensor_file_malformed(tmp_path: Path, valid: dict[str, bytes]) -
 @pytest.mark.parametrize(
     "inner, code",
     [
-        ('["_tensor_0"]', None),
-        ('["nope"]', "E-TENSOR-NESTED"),
-        ('["n2"]', "E-TENSOR-NESTED"),  # nested inside nested
+        pytest.param('["_tensor_0"]', None, marks=pytest.mark.spec("FMT-META-15")),
+        pytest.param('["nope"]', "E-TENSOR-NESTED", marks=pytest.mark.spec("FMT-TENSOR-12")),
+        pytest.param('["n2"]', "E-TENSOR-NESTED", marks=pytest.mark.spec("FMT-TENSOR-12")),  # nested inside nested
     ],
 )
 def test_nested_tensors(tmp_path: Path, valid: dict[str, bytes], inner: str, code: str | None) -> None:
@@ -262,17 +278,18 @@ def test_nested_tensors(tmp_path: Path, valid: dict[str, bytes], inner: str, cod
 @pytest.mark.parametrize(
     "links, code",
     [
-        (b"version = 1\n[urls]\nabc = ['https://x/y']\n", "E-LINKS-INVALID"),
-        (b"version = 1\n[urls]\n" + SHA_A.encode() + b" = ['ftp://x/y']\n", "E-LINKS-URL"),
-        (b"version = 1\n[urls]\n" + SHA_A.encode() + b" = ['https://']\n", "E-LINKS-URL"),
-        (b"version = 1\n[urls]\n" + SHA_A.encode() + b" = 'https://x/y'\n", "E-LINKS-INVALID"),
-        (b"[urls\n", "E-TOML-SYNTAX"),
+        pytest.param(b"version = 1\n[urls]\nabc = ['https://x/y']\n", "E-LINKS-INVALID", marks=pytest.mark.spec("FMT-LINKS-3")),
+        pytest.param(b"version = 1\n[urls]\n" + SHA_A.encode() + b" = ['ftp://x/y']\n", "E-LINKS-URL", marks=pytest.mark.spec("FMT-LINKS-5")),
+        pytest.param(b"version = 1\n[urls]\n" + SHA_A.encode() + b" = ['https://']\n", "E-LINKS-URL", marks=pytest.mark.spec("FMT-LINKS-5")),
+        pytest.param(b"version = 1\n[urls]\n" + SHA_A.encode() + b" = 'https://x/y'\n", "E-LINKS-INVALID", marks=pytest.mark.spec("FMT-LINKS-2")),
+        pytest.param(b"[urls\n", "E-TOML-SYNTAX", marks=pytest.mark.spec("FMT-TOML-1")),
     ],
 )
 def test_links_errors(tmp_path: Path, valid: dict[str, bytes], links: bytes, code: str) -> None:
     _check(tmp_path, build(valid, links=links), code, member="LINKS")
 
 
+@pytest.mark.spec("FMT-LINKS-4", "FMT-LINKS-6")
 def test_links_warnings(tmp_path: Path, valid: dict[str, bytes]) -> None:
     path = tmp_path / "l.carton"
     path.write_bytes(build(valid, links=b"version = 2\n[urls]\n" + SHA_A.encode() + b" = ['https://x/y']\n"))
@@ -280,6 +297,7 @@ def test_links_warnings(tmp_path: Path, valid: dict[str, bytes]) -> None:
     assert report.ok and sorted(w.code for w in report.warnings) == ["W-LINKS-UNUSED", "W-LINKS-VERSION"]
 
 
+@pytest.mark.spec("FMT-READ-5")
 def test_validate_never_raises_for_missing_file(tmp_path: Path) -> None:
     report = cf.validate(tmp_path / "nope.carton")
     assert not report.ok and report.errors[0].code == "E-IO"

@@ -49,7 +49,7 @@ def string_arrays(draw: st.DrawFn) -> np.ndarray:
 
 TENSORS = st.one_of(numeric_arrays(), string_arrays())
 TENSOR_VALUES = st.one_of(TENSORS, st.lists(TENSORS, max_size=3))  # a list = nested tensor
-DIMS = st.one_of(st.none(), st.integers(0, 2**64 - 1), TEXT.filter(lambda s: s != "*"))
+DIMS = st.one_of(st.none(), st.integers(0, 2**63 - 1), TEXT.filter(lambda s: s != "*"))  # writers stay within i64 (FMT-TOML-3)
 SPEC_SHAPES = st.one_of(st.none(), TEXT.filter(lambda s: s != "*"), st.lists(DIMS, max_size=4))
 OPTS = st.dictionaries(
     TEXT,
@@ -69,7 +69,7 @@ def infos(draw: st.DrawFn) -> cf.CartonInfo:
     tensor_maps = st.dictionaries(TEXT, TENSOR_VALUES, max_size=3)
     example_maps = st.dictionaries(TEXT, st.one_of(TENSOR_VALUES, st.binary(max_size=40)), max_size=3)
     return cf.CartonInfo(
-        runner=cf.RunnerInfo(draw(TEXT), draw(REQS), draw(st.integers(0, 2**64 - 1)), draw(st.none() | OPTS)),
+        runner=cf.RunnerInfo(draw(TEXT), draw(REQS), draw(st.integers(0, 2**63 - 1)), draw(st.none() | OPTS)),
         model_name=draw(st.none() | TEXT),
         short_description=draw(st.none() | TEXT),
         model_description=draw(st.none() | st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)),
@@ -152,6 +152,7 @@ def _shape(shape):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(info=infos(), compression=st.sampled_from(["stored", "zstd", "deflate"]))
+@pytest.mark.spec("FMT-META-11", "FMT-TENSOR-12")
 def test_write_read_identity(tmp_path_factory: pytest.TempPathFactory, info: cf.CartonInfo, compression: str) -> None:
     """FMT-WRITE: what is written reads back identically, for every dtype and value shape."""
     out = tmp_path_factory.mktemp("rt") / "a.carton"
@@ -165,6 +166,7 @@ def test_write_read_identity(tmp_path_factory: pytest.TempPathFactory, info: cf.
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(info=infos())
+@pytest.mark.spec("FMT-WRITE-1")
 def test_deterministic_bytes(tmp_path_factory: pytest.TempPathFactory, info: cf.CartonInfo) -> None:
     """FMT-WRITE determinism: the same inputs give a byte-identical archive."""
     d = tmp_path_factory.mktemp("det")
@@ -174,6 +176,7 @@ def test_deterministic_bytes(tmp_path_factory: pytest.TempPathFactory, info: cf.
     assert a.file_sha256() == b.file_sha256()
 
 
+@pytest.mark.spec("FMT-WRITE-1", "FMT-MANIFEST-7")
 def test_deterministic_model_dir(tmp_path: Path) -> None:
     files = {"model.pt": b"weights" * 1000, "sub/b.txt": b"b", "sub/a.txt": b"a", ".hidden": b"h", "Ünïcode/é.bin": b"u"}
     first = write_sample(tmp_path, "one.carton", files)
@@ -187,6 +190,7 @@ def test_deterministic_model_dir(tmp_path: Path) -> None:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
+@pytest.mark.spec("FMT-READ-3", "FMT-ZIP-22")
 def test_any_single_byte_change_is_caught(tmp_path: Path, data: st.DataObject) -> None:
     """FMT-READ deep validation: flipping any byte of any member's data is detected."""
     path = tmp_path / "flip.carton"
@@ -226,6 +230,7 @@ def _is_ignorable_header_byte(archive: bytes, offset: int) -> bool:
     return offset in ignorable
 
 
+@pytest.mark.spec("FMT-READ-2")
 def test_read_without_deep_verification_still_checks_what_it_reads(tmp_path: Path) -> None:
     path = write_sample(tmp_path)
     members = members_of(path)
@@ -257,6 +262,7 @@ def test_read_from_open_file_object(tmp_path: Path) -> None:
         assert archive.open("model/model.pt").read() == b"not really torchscript"
 
 
+@pytest.mark.spec("FMT-WRITE-10", "FMT-MANIFEST-8", "FMT-MANIFEST-10", "FMT-READ-9")
 def test_symlinks_in_model_dir(tmp_path: Path) -> None:
     """Links inside model/ become symlink members listed with the target's hash; links
     pointing outside are stored as content (FMT-ZIP symlinks, FMT-MANIFEST)."""
@@ -277,6 +283,7 @@ def test_symlinks_in_model_dir(tmp_path: Path) -> None:
         assert archive.read_bytes("model/model.pt") == b"torchscript"
 
 
+@pytest.mark.spec("FMT-WRITE-10")
 def test_dangling_symlink_in_model_dir_is_an_error(tmp_path: Path) -> None:
     model = tmp_path / "m"
     model.mkdir()
@@ -299,6 +306,7 @@ def test_never_overwrites_without_permission(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["keep.carton"]  # no temporary files left
 
 
+@pytest.mark.spec("FMT-MISC-2")
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     bad = sample_info(misc_files={"a/b": b"x"})
     with pytest.raises(cf.CartonFormatError) as err:
@@ -310,13 +318,13 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "info, key",
     [
-        (sample_info(runner=cf.RunnerInfo("torchscript", "=>2", 1)), "runner.required_framework_version"),
-        (sample_info(runner=cf.RunnerInfo("torchscript", "=2.13", None)), "runner.runner_compat_version"),
-        (sample_info(inputs=[cf.TensorSpec("x", "float16", [])]), "input[0].dtype"),
-        (sample_info(inputs=[cf.TensorSpec("x", "float32", [-1])]), "input[0].shape[0]"),
-        (sample_info(short_description="x" * 101), "short_description"),
-        (sample_info(required_platforms=["aninvalidplatform"]), "required_platforms[0]"),
-        (sample_info(runner=cf.RunnerInfo("t", "*", 1, {"k": [1]})), "runner.opts.k"),
+        pytest.param(sample_info(runner=cf.RunnerInfo("torchscript", "=>2", 1)), "runner.required_framework_version", marks=pytest.mark.spec("FMT-RUNNER-3")),
+        pytest.param(sample_info(runner=cf.RunnerInfo("torchscript", "=2.13", None)), "runner.runner_compat_version", marks=pytest.mark.spec("FMT-RUNNER-5")),
+        pytest.param(sample_info(inputs=[cf.TensorSpec("x", "float16", [])]), "input[0].dtype", marks=pytest.mark.spec("FMT-META-8")),
+        pytest.param(sample_info(inputs=[cf.TensorSpec("x", "float32", [-1])]), "input[0].shape[0]", marks=pytest.mark.spec("FMT-META-10")),
+        pytest.param(sample_info(short_description="x" * 101), "short_description", marks=pytest.mark.spec("FMT-META-5")),
+        pytest.param(sample_info(required_platforms=["aninvalidplatform"]), "required_platforms[0]", marks=pytest.mark.spec("FMT-META-6")),
+        pytest.param(sample_info(runner=cf.RunnerInfo("t", "*", 1, {"k": [1]})), "runner.opts.k", marks=pytest.mark.spec("FMT-RUNNER-6")),
     ],
 )
 def test_writer_rejects_bad_info(tmp_path: Path, info: cf.CartonInfo, key: str) -> None:
@@ -326,6 +334,7 @@ def test_writer_rejects_bad_info(tmp_path: Path, info: cf.CartonInfo, key: str) 
     assert err.value.key == key
 
 
+@pytest.mark.spec("FMT-TENSOR-5")
 def test_writer_rejects_unsupported_numpy_dtypes(tmp_path: Path) -> None:
     for array in (np.array([True]), np.array([1.0], dtype=np.float16), np.array([1j])):
         with pytest.raises(cf.CartonFormatError) as err:
@@ -333,6 +342,7 @@ def test_writer_rejects_unsupported_numpy_dtypes(tmp_path: Path) -> None:
         assert err.value.code == "E-ARG-INVALID"
 
 
+@pytest.mark.spec("FMT-RUNNER-3", "FMT-VREQ-8")
 def test_required_framework_version_is_normalised(tmp_path: Path) -> None:
     path = tmp_path / "n.carton"
     cf.write(path, sample_info(runner=cf.RunnerInfo("torchscript", ">= 2.0.0", 1)))
@@ -341,6 +351,7 @@ def test_required_framework_version_is_normalised(tmp_path: Path) -> None:
         assert "required_framework_version = \">=2.0.0\"" in archive.read_bytes("carton.toml").decode()
 
 
+@pytest.mark.spec("FMT-LINKS-7", "FMT-LINKS-12", "FMT-MANIFEST-8", "FMT-MANIFEST-9", "FMT-READ-4")
 def test_linked_files_are_listed_but_left_out(tmp_path: Path) -> None:
     weights = b"big weights" * 1000
     sha = hashlib.sha256(weights).hexdigest()
@@ -355,6 +366,7 @@ def test_linked_files_are_listed_but_left_out(tmp_path: Path) -> None:
     assert report.ok and any(w.code == "W-HASHES-NOT-VERIFIED" for w in report.warnings)
 
 
+@pytest.mark.spec("FMT-READ-2")
 def test_linked_files_use_the_fetcher_and_verify_it(tmp_path: Path) -> None:
     import io
 

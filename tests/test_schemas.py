@@ -138,6 +138,7 @@ def test_original_valid_documents_pass(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(ORIGINAL_FAIL))
+@pytest.mark.spec("FMT-META-6", "FMT-META-13")
 def test_original_invalid_documents_fail(name: str) -> None:
     document = tomli.loads((ORIGINAL_TOML / f"{name}.toml").read_text("utf-8"))
     key, message = ORIGINAL_FAIL[name]
@@ -234,6 +235,7 @@ VALID_CARTON_VARIANTS = {
 
 
 @pytest.mark.parametrize("name", sorted(VALID_CARTON_VARIANTS))
+@pytest.mark.spec("FMT-META-6", "FMT-META-9", "FMT-META-10", "FMT-META-14", "FMT-TOML-4")
 def test_valid_carton_documents(name: str) -> None:
     assert schema_check.check(VALID_CARTON_VARIANTS[name], "carton-toml", "carton.toml") == []
 
@@ -332,7 +334,38 @@ INVALID_CARTON = [
 ]
 
 
-@pytest.mark.parametrize(("document", "key", "fragment"), [c[1:] for c in INVALID_CARTON], ids=[c[0] for c in INVALID_CARTON])
+# The requirement each case checks, from the key path its error must name.
+_CARTON_KEY_SPEC = [
+    (r"spec_version$", "FMT-META-2"),
+    (r"(model_name|short_description|model_description|license|repository|homepage)$", "FMT-META-4"),
+    (r"required_platforms", "FMT-META-6"),
+    (r"runner$", "FMT-RUNNER-1"),
+    (r"runner\.(runner_name|required_framework_version)$", "FMT-RUNNER-2"),
+    (r"runner\.runner_compat_version$", "FMT-RUNNER-4"),
+    (r"runner\.opts", "FMT-RUNNER-6"),
+    (r"(input|output)(\[\d+\])?(\.(name|description|internal_name))?$", "FMT-META-7"),
+    (r"(input|output)\[\d+\]\.dtype$", "FMT-META-8"),
+    (r"(input|output)\[\d+\]\.shape$", "FMT-META-9"),
+    (r"(input|output)\[\d+\]\.shape\[\d+\]$", "FMT-META-10"),
+    (r"self_test", "FMT-META-13"),
+    (r"example", "FMT-META-14"),
+]
+# Cases where a TOML float, boolean or date-time meets an integer or string type (FMT-TOML-5).
+_TOML_TYPE_CASES = {
+    "spec_version float", "spec_version bool", "short_description datetime", "license date", "homepage time",
+    "opt datetime", "dim float", "dim bool", "example description date",
+}  # fmt: skip
+
+
+def _carton_case(case: tuple[str, dict[str, Any], str, str]) -> Any:
+    ids = [spec for pattern, spec in _CARTON_KEY_SPEC if re.match(pattern, case[2])]
+    assert len(ids) == 1, case[0]
+    if case[0] in _TOML_TYPE_CASES:
+        ids.append("FMT-TOML-5")
+    return pytest.param(*case[1:], id=case[0], marks=pytest.mark.spec(*ids))
+
+
+@pytest.mark.parametrize(("document", "key", "fragment"), [_carton_case(c) for c in INVALID_CARTON])
 def test_invalid_carton_documents(document: dict[str, Any], key: str, fragment: str) -> None:
     found = keys_and_messages(document, "carton-toml", "carton.toml")
     assert list(found) == [key], found
@@ -407,6 +440,7 @@ VALID_INDEX = {
 
 
 @pytest.mark.parametrize("name", sorted(VALID_INDEX))
+@pytest.mark.spec("FMT-TENSOR-1", "FMT-TENSOR-3")
 def test_valid_index_documents(name: str) -> None:
     assert schema_check.check(VALID_INDEX[name], "tensor-index", "tensor_data/index.toml") == []
 
@@ -434,6 +468,7 @@ INVALID_INDEX = [
 
 
 @pytest.mark.parametrize(("document", "key", "fragment"), [c[1:] for c in INVALID_INDEX], ids=[c[0] for c in INVALID_INDEX])
+@pytest.mark.spec("FMT-TENSOR-3")
 def test_invalid_index_documents(document: dict[str, Any], key: str, fragment: str) -> None:
     found = keys_and_messages(document, "tensor-index", "tensor_data/index.toml")
     assert list(found) == [key], found
@@ -445,6 +480,7 @@ def test_invalid_index_documents(document: dict[str, Any], key: str, fragment: s
 
 
 @pytest.mark.parametrize("document", [{"data": []}, {"data": ["a", "", "💖"]}, {"data": ["x"], "future": 1}])
+@pytest.mark.spec("FMT-TENSOR-11")
 def test_valid_string_tensor_documents(document: dict[str, Any]) -> None:
     assert schema_check.check(document, "string-tensor", "tensor_data/tensor_0.toml") == []
 
@@ -459,6 +495,7 @@ def test_valid_string_tensor_documents(document: dict[str, Any]) -> None:
         ({"data": [["a"]]}, "data[0]", "must be a string, not an array"),
     ],
 )
+@pytest.mark.spec("FMT-TENSOR-11")
 def test_invalid_string_tensor_documents(document: dict[str, Any], key: str, fragment: str) -> None:
     found = keys_and_messages(document, "string-tensor", "tensor_data/tensor_0.toml")
     assert list(found) == [key], found
@@ -479,6 +516,7 @@ def test_invalid_string_tensor_documents(document: dict[str, Any], key: str, fra
         {"version": 1, "urls": {}, "future": {"x": 1}},
     ],
 )
+@pytest.mark.spec("FMT-LINKS-2")
 def test_valid_links_documents(document: dict[str, Any]) -> None:
     assert schema_check.check(document, "links", "LINKS") == []
 
@@ -498,7 +536,16 @@ INVALID_LINKS = [
 ]
 
 
-@pytest.mark.parametrize(("document", "key", "fragment"), [c[1:] for c in INVALID_LINKS], ids=[c[0] for c in INVALID_LINKS])
+_LINKS_KEY_CASES = {"uppercase hash", "short hash", "hash with prefix"}  # FMT-LINKS-3, the others FMT-LINKS-2
+
+
+@pytest.mark.parametrize(
+    ("document", "key", "fragment"),
+    [
+        pytest.param(*c[1:], id=c[0], marks=pytest.mark.spec("FMT-LINKS-3" if c[0] in _LINKS_KEY_CASES else "FMT-LINKS-2"))
+        for c in INVALID_LINKS
+    ],
+)
 def test_invalid_links_documents(document: dict[str, Any], key: str, fragment: str) -> None:
     found = keys_and_messages(document, "links", "LINKS")
     assert list(found) == [key], found
@@ -539,6 +586,7 @@ JSON_LIKE = st.recursive(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schema=st.sampled_from(SCHEMA_NAMES), document=st.dictionaries(KEYS, JSON_LIKE, max_size=8) | JSON_LIKE)
+@pytest.mark.spec("FMT-READ-5")
 def test_check_never_raises(schema: str, document: Any) -> None:
     errors = schema_check.check(document, schema, "m")
     again = schema_check.check(document, schema, "m")
@@ -576,6 +624,7 @@ def test_check_never_raises_on_near_valid_documents(section: str, key: str, valu
 
 @settings(max_examples=100, deadline=None)
 @given(key=st.text(min_size=1, max_size=10).filter(lambda k: k not in VOCABULARY), value=JSON_LIKE)
+@pytest.mark.spec("FMT-TOML-4")
 def test_unknown_top_level_keys_are_allowed(key: str, value: Any) -> None:
     for schema, doc in (("carton-toml", minimal()), ("tensor-index", {"tensor": []}), ("string-tensor", {"data": []}), ("links", {"version": 1, "urls": {}})):
         doc[key] = value

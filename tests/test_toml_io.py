@@ -26,6 +26,7 @@ DOCS = st.dictionaries(KEYS, VALUES, max_size=5)
 
 @settings(max_examples=200, deadline=None)
 @given(DOCS)
+@pytest.mark.spec("FMT-TOML-1")
 def test_parse_write_parse_identity(doc: dict) -> None:
     text = dump_toml(doc)
     parsed = parse_toml(text, "x.toml")
@@ -35,6 +36,7 @@ def test_parse_write_parse_identity(doc: dict) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
+@pytest.mark.spec("FMT-READ-5")
 def test_arbitrary_bytes_never_crash(data: bytes) -> None:
     try:
         parse_toml(data, "x.toml")
@@ -42,6 +44,7 @@ def test_arbitrary_bytes_never_crash(data: bytes) -> None:
         assert exc.code in ("E-TOML-SYNTAX", "E-LIMIT-TOML-NESTING", "E-LIMIT-TOML-SIZE")
 
 
+@pytest.mark.spec("FMT-LIMIT-8")
 def test_size_cap_applies_before_parsing() -> None:
     with pytest.raises(CartonFormatError) as err:
         parse_toml(b"a = 1\n" * 100, "x.toml", Limits(max_toml_bytes=50))
@@ -52,17 +55,20 @@ def test_size_cap_applies_before_parsing() -> None:
     "data",
     [b"a" + b".a" * 200 + b" = 1", b"x = " + b"[" * 100 + b"]" * 100, b"x = " + b"{a = " * 100 + b"1" + b"}" * 100],
 )
+@pytest.mark.spec("FMT-LIMIT-9")
 def test_nesting_caps(data: bytes) -> None:
     with pytest.raises(CartonFormatError) as err:
         parse_toml(data, "x.toml")
     assert err.value.code == "E-LIMIT-TOML-NESTING"
 
 
+@pytest.mark.spec("FMT-LIMIT-9")
 def test_brackets_inside_strings_do_not_count() -> None:
     doc = {"s": "[" * 500, "t": "'''[[[" * 50, "u": ["]" * 10]}
     assert parse_toml(dump_toml(doc), "x.toml") == doc
 
 
+@pytest.mark.spec("FMT-TOML-1", "FMT-TOML-2")
 def test_duplicate_keys_and_bom_rejected() -> None:
     for data in (b"a = 1\na = 2\n", b"\xef\xbb\xbfa = 1\n", b"a = '\xff'\n"):
         with pytest.raises(CartonFormatError) as err:

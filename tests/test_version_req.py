@@ -219,6 +219,7 @@ def _error(func, *args) -> CartonFormatError:
 
 
 @pytest.mark.parametrize("text,display,yes,no", MATCH_CASES)
+@pytest.mark.spec("FMT-VREQ-6", "FMT-VREQ-7", "FMT-VREQ-8")
 def test_rust_matches(text: str, display: str | None, yes: list[str], no: list[str]) -> None:
     req = VersionReq.parse(text)
     if display is not None:
@@ -231,6 +232,7 @@ def test_rust_matches(text: str, display: str | None, yes: list[str], no: list[s
 
 
 @pytest.mark.parametrize("group", EQUAL_GROUPS)
+@pytest.mark.spec("FMT-VREQ-4")
 def test_rust_equal_spellings(group: list[str]) -> None:
     reqs = [VersionReq.parse(text) for text in group]
     assert all(req == reqs[0] and hash(req) == hash(reqs[0]) for req in reqs)
@@ -242,6 +244,7 @@ def test_rust_unequal(a: str, b: str) -> None:
 
 
 @pytest.mark.parametrize("text,message", REQ_ERRORS)
+@pytest.mark.spec("FMT-VREQ-1", "FMT-VREQ-2", "FMT-VREQ-4", "FMT-VREQ-5")
 def test_rust_req_errors(text: str, message: str) -> None:
     err = _error(VersionReq.parse, text)
     assert err.code == "E-VERSIONREQ-INVALID"
@@ -249,11 +252,13 @@ def test_rust_req_errors(text: str, message: str) -> None:
 
 
 @pytest.mark.parametrize("text,display", COMPARATOR_CASES)
+@pytest.mark.spec("FMT-VREQ-8")
 def test_rust_comparator_parse(text: str, display: str) -> None:
     assert str(Comparator.parse(text)) == display
 
 
 @pytest.mark.parametrize("text,message", COMPARATOR_ERRORS)
+@pytest.mark.spec("FMT-VREQ-2", "FMT-VREQ-5")
 def test_rust_comparator_errors(text: str, message: str) -> None:
     err = _error(Comparator.parse, text)
     assert err.code == "E-VERSIONREQ-INVALID"
@@ -261,6 +266,7 @@ def test_rust_comparator_errors(text: str, message: str) -> None:
 
 
 @pytest.mark.parametrize("text", LEADING_DIGIT_CASES)
+@pytest.mark.spec("FMT-VREQ-5")
 def test_rust_leading_digit_in_pre_and_build(text: str) -> None:
     VersionReq.parse(text)
 
@@ -326,6 +332,7 @@ EXTRA_ERRORS: list[tuple[str, str]] = [
 
 
 @pytest.mark.parametrize("text,display", EXTRA_DISPLAY)
+@pytest.mark.spec("FMT-VREQ-3", "FMT-VREQ-8")
 def test_extra_display(text: str, display: str) -> None:
     req = VersionReq.parse(text)
     assert str(req) == display
@@ -333,6 +340,7 @@ def test_extra_display(text: str, display: str) -> None:
 
 
 @pytest.mark.parametrize("text,message", EXTRA_ERRORS)
+@pytest.mark.spec("FMT-VREQ-1", "FMT-VREQ-2", "FMT-VREQ-3", "FMT-VREQ-4", "FMT-VREQ-5")
 def test_extra_errors(text: str, message: str) -> None:
     err = _error(VersionReq.parse, text)
     assert err.code == "E-VERSIONREQ-INVALID"
@@ -356,6 +364,7 @@ def test_extra_errors(text: str, message: str) -> None:
         (">1.2, =1.3.0-alpha", "1.3.0-alpha", True),  # ">1.2" starts at 1.3.0-0
     ],
 )
+@pytest.mark.spec("FMT-VREQ-6", "FMT-VREQ-7")
 def test_extra_matches(text: str, version: str, expected: bool) -> None:
     assert VersionReq.parse(text).matches(version) is expected
 
@@ -480,6 +489,7 @@ def _spelled_reqs(draw) -> tuple[VersionReq, str]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_reqs)
+@pytest.mark.spec("FMT-VREQ-8")
 def test_prop_display_round_trip(req: VersionReq) -> None:
     text = str(req)
     again = VersionReq.parse(text)
@@ -489,6 +499,7 @@ def test_prop_display_round_trip(req: VersionReq) -> None:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_spelled_reqs())
+@pytest.mark.spec("FMT-VREQ-3", "FMT-VREQ-4")
 def test_prop_spellings_parse_to_same_req(case: tuple[VersionReq, str]) -> None:
     req, text = case
     assert VersionReq.parse(text) == req
@@ -593,6 +604,7 @@ def _req_and_version(draw) -> tuple[VersionReq, semver.Version]:
 
 @settings(max_examples=2000, deadline=None)
 @given(_req_and_version())
+@pytest.mark.spec("FMT-VREQ-6", "FMT-VREQ-7")
 def test_prop_matches_agrees_with_bounds(case: tuple[VersionReq, semver.Version]) -> None:
     req, version = case
     expected = _ref_matches(req, version)
@@ -616,6 +628,7 @@ def _small_universe() -> list[Comparator]:
     return comparators
 
 
+@pytest.mark.spec("FMT-VREQ-6", "FMT-VREQ-7")
 def test_exhaustive_small_universe_agrees_with_bounds() -> None:
     """Every comparator over {0,1,2} x {"", alpha} against every nearby version, alone and
     paired with ``=version`` (which lets a pre-release version through the pre-release rule,
@@ -658,6 +671,7 @@ def _rust_pre_cmp(a: str, b: str) -> int:
 
 @settings(max_examples=500, deadline=None)
 @given(st.just("") | _pre, st.just("") | _pre)
+@pytest.mark.spec("FMT-VREQ-7")
 def test_prop_prerelease_order_matches_rust(a: str, b: str) -> None:
     req = VersionReq((Comparator(Op.GREATER, 1, 0, 0, a),)) if a else VersionReq.parse(">1.0.0")
     version = f"1.0.0-{b}" if b else "1.0.0"

@@ -77,6 +77,7 @@ def good() -> bytes:
     return zc.build(good_members())
 
 
+@pytest.mark.spec("FMT-ZIP-11", "FMT-ZIP-13")
 def test_crafted_good_archive_reads() -> None:
     members = good_members()
     r = reader(good())
@@ -87,6 +88,7 @@ def test_crafted_good_archive_reads() -> None:
 # -- the original implementation's archive ---------------------------------------------------
 
 
+@pytest.mark.spec("FMT-ZIP-13", "FMT-ZIP-15", "FMT-ZIP-19", "FMT-ZIP-22")
 def test_original_archive_reads_with_correct_crcs() -> None:
     with ZipReader.open_path(ORIGINAL) as r:
         assert r.read_calls == 1  # one tail read holds EOCD + central directory
@@ -109,6 +111,7 @@ def test_original_archive_reads_with_correct_crcs() -> None:
         assert toml is not None and toml.create_system == 3 and toml.external_attr == 0
 
 
+@pytest.mark.spec("FMT-READ-1")
 def test_original_archive_metadata_reads_touch_little() -> None:
     """Open + carton.toml + MANIFEST: the tail read plus one read per (small) member."""
     with ZipReader.open_path(ORIGINAL) as r:
@@ -157,6 +160,7 @@ class CountingFile(io.RawIOBase):
         return len(data)
 
 
+@pytest.mark.spec("FMT-READ-1")
 def test_opening_reads_only_the_tail() -> None:
     # 20 members of 100 KiB: the central directory is in the 64 KiB tail, the data is not
     members = [zc.member(f"model/f{i}", os.urandom(100_000)) for i in range(20)]
@@ -195,6 +199,7 @@ def test_large_stored_member_reads_in_big_chunks() -> None:
 
 
 @pytest.mark.parametrize("method", [zc.STORED, zc.DEFLATE, zc.ZSTD])
+@pytest.mark.spec("FMT-ZIP-11", "FMT-ZIP-13")
 def test_stream_api(method: int) -> None:
     payload = os.urandom(300_000) + bytes(3_000_000)
     data = zc.build([zc.member("m", payload, method)])
@@ -213,6 +218,7 @@ def test_stream_api(method: int) -> None:
         assert io.BufferedReader(s).read() == payload  # type: ignore[arg-type]
 
 
+@pytest.mark.spec("FMT-ZIP-13")
 def test_zstd_multiple_frames_and_skippable_frames() -> None:
     a, b = os.urandom(1000), b"z" * 100_000
     frames = zc.compress(a, zc.ZSTD) + b"\x50\x2a\x4d\x18\x03\x00\x00\x00abc" + zc.compress(b, zc.ZSTD, zstd_content_size=False)
@@ -220,6 +226,7 @@ def test_zstd_multiple_frames_and_skippable_frames() -> None:
     assert read_everything(reader(data)) == {"m": a + b}
 
 
+@pytest.mark.spec("FMT-ZIP-13")
 def test_zstd_with_checksum() -> None:
     plain = b"check" * 1000
     frame = zstandard.ZstdCompressor(write_checksum=True).compress(plain)
@@ -228,6 +235,7 @@ def test_zstd_with_checksum() -> None:
     assert code_of(cut) == "E-ZIP-CORRUPT-DATA"
 
 
+@pytest.mark.spec("FMT-LIMIT-5")
 def test_read_member_refuses_before_reading() -> None:
     r = reader(zc.build([zc.member("m", b"x" * 1000)]))
     calls = r.read_calls
@@ -276,6 +284,7 @@ def test_io_errors_are_wrapped() -> None:
     assert info.value.code == "E-IO"
 
 
+@pytest.mark.spec("FMT-ZIP-19")
 def test_directory_entries_are_tolerated() -> None:
     data = zc.build([zc.member("model/", b"", external_attr=zc.unix_attr(zc.S_IFDIR | 0o755)), zc.member("model/a", b"a")])
     r = reader(data)
@@ -284,11 +293,13 @@ def test_directory_entries_are_tolerated() -> None:
     assert read_everything(r) == {"model/": b"", "model/a": b"a"}
 
 
+@pytest.mark.spec("FMT-ZIP-16")
 def test_non_ascii_names() -> None:
     data = zc.build([zc.member("model/日本.txt", b"a"), zc.member("model/é.txt", b"b", flags=0)])  # UTF-8, no flag
     assert read_everything(reader(data)) == {"model/日本.txt": b"a", "model/é.txt": b"b"}
 
 
+@pytest.mark.spec("FMT-ZIP-8")
 def test_data_descriptor_equal_to_the_central_directory_is_accepted() -> None:
     plain = b"descriptor" * 100
     for method in (zc.STORED, zc.DEFLATE, zc.ZSTD):
@@ -304,6 +315,7 @@ def test_data_descriptor_equal_to_the_central_directory_is_accepted() -> None:
             assert read_everything(reader(data)) == {"m": plain, "n": b"next"}
 
 
+@pytest.mark.spec("FMT-ZIP-6", "FMT-ZIP-8")
 def test_zip64_descriptor_and_extras() -> None:
     plain = os.urandom(2000)
     m = zc.Member(
@@ -316,11 +328,13 @@ def test_zip64_descriptor_and_extras() -> None:
     assert read_everything(r) == {"m": plain, "n": b"x"}
 
 
+@pytest.mark.spec("FMT-ZIP-6")
 def test_zip64_end_with_real_values_in_the_eocd() -> None:
     data = zc.build(good_members(), zip64_end=True, zip64_sentinels=False)
     assert code_of(data) is None
 
 
+@pytest.mark.spec("FMT-ZIP-6")
 def test_written_archives_pass_the_deep_check() -> None:
     buf = io.BytesIO()
     w = ZipWriter(buf, force_zip64=True)
@@ -339,6 +353,7 @@ def link(name: str, target: str) -> zc.Member:
     return zc.member(name, target.encode(), external_attr=zc.unix_attr(zc.S_IFLNK | 0o777))
 
 
+@pytest.mark.spec("FMT-ZIP-21")
 def test_symlink_chain_resolves_relative_to_the_link_directory() -> None:
     data = zc.build([
         zc.member("model/weights/real.bin", b"real"),
@@ -375,6 +390,7 @@ def test_symlink_chain_resolves_relative_to_the_link_directory() -> None:
         ([link(f"model/l{i}", f"l{i + 1}") for i in range(45)] + [zc.member("model/l45", b"end")], "longer than 40"),
     ],
 )
+@pytest.mark.spec("FMT-ZIP-21")
 def test_bad_symlinks(members: list[zc.Member], why: str) -> None:
     r = reader(zc.build(members))
     with pytest.raises(CartonFormatError) as info:
@@ -384,15 +400,18 @@ def test_bad_symlinks(members: list[zc.Member], why: str) -> None:
     assert info.value.member in ("model/a", "model/l0")
 
 
+@pytest.mark.spec("FMT-ZIP-21")
 def test_chain_of_40_links_resolves() -> None:
     members = [link(f"model/l{i}", f"l{i + 1}") for i in range(40)] + [zc.member("model/l40", b"end")]
     assert reader(zc.build(members)).open_resolved("model/l0").read() == b"end"
 
 
+@pytest.mark.spec("FMT-ZIP-20")
 def test_symlink_outside_model_is_rejected_at_open() -> None:
     assert code_of(zc.build([link("misc/a", "b"), zc.member("misc/b", b"")]), deep=False) == "E-ZIP-SYMLINK"
 
 
+@pytest.mark.spec("FMT-ZIP-19")
 def test_symlink_mode_needs_a_unix_creator() -> None:
     m = link("misc/a", "b")
     m.version_made_by = 0x0014  # MS-DOS: the mode bits mean nothing
@@ -598,7 +617,27 @@ HOSTILE: list[tuple[str, str, Callable[[], bytes], Limits | None, bool]] = [
 ]
 
 
-@pytest.mark.parametrize(("row", "code", "make", "limits", "deep"), HOSTILE, ids=[h[0] for h in HOSTILE])
+# The requirement whose violation code each row asserts (spec/format-v1.md sections 3-5).
+_SPEC_OF_CODE = {
+    "E-ZIP-NOT-ZIP": "FMT-ZIP-1", "E-ZIP-COMMENT": "FMT-ZIP-2", "E-ZIP-TRUNCATED": "FMT-ZIP-3",
+    "E-ZIP-MALFORMED": "FMT-ZIP-4", "E-ZIP-MULTIDISK": "FMT-ZIP-5", "E-ZIP-ZIP64": "FMT-ZIP-6",
+    "E-ZIP-CD-MISMATCH": "FMT-ZIP-7", "E-ZIP-HEADER-MISMATCH": "FMT-ZIP-8", "E-ZIP-UNACCOUNTED-DATA": "FMT-ZIP-9",
+    "E-ZIP-OVERLAP": "FMT-ZIP-10", "E-ZIP-METHOD": "FMT-ZIP-11", "E-ZIP-ENCRYPTED": "FMT-ZIP-12",
+    "E-ZIP-CORRUPT-DATA": "FMT-ZIP-13", "E-ZIP-SIZE-MISMATCH": "FMT-ZIP-14", "E-ZIP-CRC": "FMT-ZIP-15",
+    "E-ZIP-NAME-ENCODING": "FMT-ZIP-16", "E-ZIP-DUPLICATE": "FMT-ZIP-17", "E-ZIP-NOT-REGULAR": "FMT-ZIP-19",
+    "E-ZIP-SYMLINK": "FMT-ZIP-20", "E-PATH-UNSAFE": "FMT-PATH-1", "E-LIMIT-ENTRY-COUNT": "FMT-LIMIT-2",
+    "E-LIMIT-CD-SIZE": "FMT-LIMIT-3", "E-LIMIT-PATH-LENGTH": "FMT-LIMIT-4", "E-LIMIT-MEMBER-SIZE": "FMT-LIMIT-5",
+    "E-LIMIT-TOTAL-SIZE": "FMT-LIMIT-6", "E-LIMIT-RATIO": "FMT-LIMIT-7",
+}  # fmt: skip
+_SPEC_OF_ROW = {  # E-PATH-UNSAFE rows about characters and drive letters, not components
+    "11 drive letter": "FMT-PATH-2", "11 backslash": "FMT-PATH-2", "11 NUL": "FMT-PATH-2", "11 control character": "FMT-PATH-2",
+}  # fmt: skip
+HOSTILE_PARAMS = [
+    pytest.param(*h, id=h[0], marks=pytest.mark.spec(_SPEC_OF_ROW.get(h[0], _SPEC_OF_CODE[h[1]]))) for h in HOSTILE
+]
+
+
+@pytest.mark.parametrize(("row", "code", "make", "limits", "deep"), HOSTILE_PARAMS)
 def test_hostile_inputs(row: str, code: str, make: Callable[[], bytes], limits: Limits | None, deep: bool) -> None:
     data = make()
     if not deep:
@@ -619,6 +658,7 @@ def test_member_errors_name_the_member() -> None:
     assert info.value.member == "../x"
 
 
+@pytest.mark.spec("FMT-ZIP-15")
 def test_crc_error_is_raised_by_the_final_read_and_sticks() -> None:
     r = reader(zc.build([zc.member("a", b"abcdef", crc32=1)]))
     s = r.open("a")
@@ -630,6 +670,7 @@ def test_crc_error_is_raised_by_the_final_read_and_sticks() -> None:
         s.read()
 
 
+@pytest.mark.spec("FMT-PATH-3")
 def test_row_13_non_portable_names_are_readable_and_flagged() -> None:
     names = ["model/CON", "model/aux.txt", "model/trailing.", "model/space ", "model/a:b", "model/what?"]
     r = reader(zc.build([zc.member(n, b"x") for n in names]))
@@ -676,11 +717,13 @@ SMALL = _small_archive()
 SMALL_CONTENTS = read_everything(reader(SMALL))
 
 
+@pytest.mark.spec("FMT-READ-5")
 def test_every_truncation_is_rejected() -> None:
     for cut in range(len(SMALL)):
         assert code_of(SMALL[:cut]) is not None, cut
 
 
+@pytest.mark.spec("FMT-READ-5")
 def test_every_single_byte_flip_is_safe() -> None:
     """Flipping any byte either changes nothing observable or raises CartonFormatError."""
     accepted = 0
@@ -701,6 +744,7 @@ def test_every_single_byte_flip_is_safe() -> None:
 
 @settings(deadline=None, max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
+@pytest.mark.spec("FMT-READ-5")
 def test_random_corruption_only_raises_format_errors(data: st.DataObject) -> None:
     buf = bytearray(SMALL)
     for _ in range(data.draw(st.integers(1, 4))):
@@ -714,6 +758,7 @@ def test_random_corruption_only_raises_format_errors(data: st.DataObject) -> Non
 
 @settings(deadline=None, max_examples=500)
 @given(st.binary(max_size=400), st.booleans())
+@pytest.mark.spec("FMT-READ-5")
 def test_garbage_only_raises_format_errors(garbage: bytes, with_eocd: bool) -> None:
     if with_eocd:
         garbage += struct.pack("<IHHHHIIH", zc.EOCD_SIG, 0, 0, 1, 1, 46, max(0, len(garbage) - 46), 0)
@@ -733,6 +778,7 @@ def test_garbage_only_raises_format_errors(garbage: bytes, with_eocd: bool) -> N
         max_size=4,
     )
 )
+@pytest.mark.spec("FMT-READ-5")
 def test_crafted_archives_only_raise_format_errors(members: list[tuple[str, bytes, int, int, int]]) -> None:
     ms = [zc.member(name, payload, method, external_attr=zc.unix_attr(mode), flags=flags & 0x4809) for name, payload, method, mode, flags in members]
     code_of(zc.build(ms))
@@ -764,6 +810,7 @@ def test_readinto_large_stored_member_from_every_kind_of_file(tmp_path: Path) ->
             r.close()
 
 
+@pytest.mark.spec("FMT-ZIP-3")
 def test_truncated_file_while_streaming(tmp_path: Path) -> None:
     payload = os.urandom(1024 * 1024)
     data = zc.build([zc.member("a", payload)])
@@ -779,10 +826,12 @@ def test_truncated_file_while_streaming(tmp_path: Path) -> None:
     assert info.value.code == "E-ZIP-TRUNCATED" and info.value.member == "a"
 
 
+@pytest.mark.spec("FMT-ZIP-7")
 def test_count_that_cannot_fit_in_the_central_directory() -> None:
     assert code_of(zc.build(good_members(), entries_total=100, entries_on_disk=100), deep=False) == "E-ZIP-CD-MISMATCH"
 
 
+@pytest.mark.spec("FMT-ZIP-13")
 def test_zstd_reserved_block_type() -> None:
     frame = b"\x28\xb5\x2f\xfd" + bytes([0x20, 5]) + (1 | 6 | (5 << 3)).to_bytes(3, "little") + b"xxxxx"
     data = zc.build([zc.Member("a", payload=frame, plain=b"x" * 5, method=zc.ZSTD)])
@@ -800,6 +849,7 @@ def test_zstd_window_limit() -> None:
 
 
 @pytest.mark.parametrize("seekable", [True, False])
+@pytest.mark.spec("FMT-ZIP-8")
 def test_archives_from_cpython_zipfile_are_accepted(seekable: bool) -> None:
     """Legitimate zips from another writer: directories, deflate, data descriptors, zip64."""
     import zipfile

@@ -51,6 +51,7 @@ def local_payload(data: bytes, name: str) -> bytes:
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("size", [0, 1, 1000, 3 * 1024 * 1024 + 7])
+@pytest.mark.spec("FMT-ZIP-11")
 def test_round_trip(method: int, size: int) -> None:
     payload = os.urandom(size // 2) + bytes(size - size // 2)
     buf = io.BytesIO()
@@ -73,6 +74,7 @@ def test_stored_members_are_plain_copies() -> None:
 
 
 @pytest.mark.parametrize("content_size", [True, False])
+@pytest.mark.spec("FMT-ZIP-13")
 def test_zstd_frames_with_and_without_content_size(content_size: bool) -> None:
     payload = b"carton " * 10000
     buf = io.BytesIO()
@@ -100,6 +102,7 @@ def test_levels() -> None:
     assert read_all(buf.getvalue()) == {"z1": payload, "z19": payload, "d0": payload}
 
 
+@pytest.mark.spec("FMT-ZIP-2", "FMT-WRITE-3", "FMT-WRITE-5")
 def test_fixed_fields() -> None:
     data = write([("plain.txt", b"x", 0), ("model/täst.txt", b"y", 8)])
     off = 0
@@ -118,6 +121,7 @@ def test_fixed_fields() -> None:
     assert eocd[0] == 0x06054B50 and eocd[-1] == 0  # EOCD last, no comment
 
 
+@pytest.mark.spec("FMT-WRITE-1")
 def test_deterministic(tmp_path: Path) -> None:
     payload = os.urandom(100_000)
     src = tmp_path / "src.bin"
@@ -153,6 +157,7 @@ def test_stream_without_size_hint_reserves_zip64_in_the_local_header() -> None:
     assert zipfile.ZipFile(io.BytesIO(data)).read("a") == payload
 
 
+@pytest.mark.spec("FMT-ZIP-6")
 def test_force_zip64() -> None:
     members = [(f"m{m}", os.urandom(3000), m) for m in METHODS]
     data = write(members, force_zip64=True)
@@ -165,6 +170,7 @@ def test_force_zip64() -> None:
     assert z.read("m0") == members[0][1] and z.read("m8") == members[1][1]
 
 
+@pytest.mark.spec("FMT-WRITE-3", "FMT-WRITE-4", "FMT-ZIP-21")
 def test_add_file_and_symlink(tmp_path: Path) -> None:
     path = tmp_path / "weights.bin"
     payload = os.urandom(70_000)
@@ -197,6 +203,7 @@ def test_missing_file_is_an_io_error(tmp_path: Path) -> None:
     [("misc/link", "x"), ("model/link", "/etc/passwd"), ("model/link", "../../etc/passwd"), ("model/link", ""),
      ("model/link", "..\\x"), ("model/link", "dir/"), ("model/link", ".."), ("model/a/link", "../../x")],
 )
+@pytest.mark.spec("FMT-ZIP-20", "FMT-ZIP-21")
 def test_bad_symlinks_are_refused(name: str, target: str) -> None:
     w = ZipWriter(io.BytesIO())
     with pytest.raises(CartonFormatError) as info:
@@ -205,6 +212,7 @@ def test_bad_symlinks_are_refused(name: str, target: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["../x", "/x", "a//b", "a\\b", "", "a/"])
+@pytest.mark.spec("FMT-PATH-1", "FMT-PATH-2")
 def test_unsafe_names_are_refused(name: str) -> None:
     w = ZipWriter(io.BytesIO())
     with pytest.raises(CartonFormatError) as info:
@@ -213,6 +221,7 @@ def test_unsafe_names_are_refused(name: str) -> None:
 
 
 @pytest.mark.parametrize(("first", "second"), [("a", "a"), ("A.txt", "a.TXT"), ("caf\u00e9", "cafe\u0301"), ("a", "a/b"), ("a/b", "a")])
+@pytest.mark.spec("FMT-ZIP-17")
 def test_colliding_names_are_refused(first: str, second: str) -> None:
     w = ZipWriter(io.BytesIO())
     w.add_bytes(first, b"1", method=0)
@@ -221,6 +230,7 @@ def test_colliding_names_are_refused(first: str, second: str) -> None:
     assert info.value.code == "E-ZIP-DUPLICATE"
 
 
+@pytest.mark.spec("FMT-ZIP-11")
 def test_bad_method_and_closed_writer() -> None:
     buf = io.BytesIO()
     w = ZipWriter(buf)
@@ -370,6 +380,7 @@ _names = st.lists(_name_part, min_size=1, max_size=3).map("/".join)
         max_size=6,
     )
 )
+@pytest.mark.spec("FMT-WRITE-1")
 def test_write_read_identity_and_determinism(members: list[tuple[str, bytes, int, bool]]) -> None:
     from carton_format.paths import collision_key
 
@@ -415,6 +426,7 @@ def test_zip64_central_extras_carry_both_sizes() -> None:
     assert fields[2] == 45  # version needed
 
 
+@pytest.mark.spec("FMT-LIMIT-1")
 def test_writer_misc_errors() -> None:
     class Unseekable(io.RawIOBase):
         def writable(self) -> bool:
@@ -491,6 +503,7 @@ class _Zeros(_Pattern):
 
 
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.spec("FMT-WRITE-1")
 def test_output_does_not_depend_on_how_the_source_is_chunked(method: int) -> None:
     payload = os.urandom(600_000) + b"abc" * 300_000
 

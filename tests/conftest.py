@@ -1,0 +1,44 @@
+"""Suite-wide pytest configuration: the ``spec`` marker that ties tests to spec requirements.
+
+``@pytest.mark.spec("FMT-ZIP-1", ...)`` on a test (or on a ``pytest.param`` case, or as a
+module's ``pytestmark``) says that the test checks those requirements of spec/format-v1.md.
+Every session records which ids its collected tests cite (before ``-k``/``-m`` deselection, and
+in every pytest-xdist worker, each of which collects the whole suite); test_spec_coverage.py
+reads the record and fails for requirements without a test and for ids the spec does not define.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+#: requirement id (or whatever a marker passed) -> node ids of the tests citing it
+SPEC_CITATIONS = pytest.StashKey[dict[object, list[str]]]()
+#: test modules the session collected (to know whether the record covers the whole suite)
+COLLECTED_MODULES = pytest.StashKey[set[Path]]()
+#: set by test_spec_coverage.py when it collects the suite in a subprocess
+DUMP_ENV = "CARTON_SPEC_CITATIONS_OUT"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "spec(*ids): the test checks these requirements of spec/format-v1.md, e.g. spec('FMT-ZIP-1')",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselect anything
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    cited: dict[object, list[str]] = {}
+    for item in items:
+        for mark in item.iter_markers("spec"):
+            for requirement in mark.args or (None,):  # a bare @pytest.mark.spec cites "None"
+                cited.setdefault(requirement, []).append(item.nodeid)
+    config.stash[SPEC_CITATIONS] = cited
+    config.stash[COLLECTED_MODULES] = {Path(str(item.path)).resolve() for item in items}
+    out = os.environ.get(DUMP_ENV)
+    if out:
+        Path(out).write_text(json.dumps({str(k): v for k, v in cited.items()}), "utf-8")
