@@ -7,7 +7,7 @@ ORIG_VENV := .venv-original
 ORIG_STAMP := $(ORIG_VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test setup original bench clean
+.PHONY: demo test setup original bench conformance conformance-original clean
 
 setup: $(STAMP)
 
@@ -32,8 +32,18 @@ test: $(STAMP) $(ORIG_STAMP)
 	CARTON_ORIGINAL_PYTHON=$(CURDIR)/$(ORIG_VENV)/bin/python CARTON_REQUIRE_ORIGINAL=1 \
 		$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 
+# The conformance suite on its own (make test runs it too, through tests/test_conformance.py).
+conformance: $(STAMP)
+	$(PY) -m conformance run --adapter builtin --known-failures conformance/known-failures/builtin.toml \
+		--strict-known-failures --report conformance-report.json --junit conformance-junit.xml
+
+# The original implementation's results (published in conformance/README.md).
+conformance-original: $(STAMP) $(ORIG_STAMP)
+	$(PY) -m conformance run --adapter original --known-failures conformance/known-failures/original.toml --markdown
+
 bench: $(STAMP)
 	$(PY) bench/format_bench.py
+	$(PY) bench/runtime_bench.py
 
 clean:
-	rm -rf $(VENV) $(ORIG_VENV) build *.egg-info .pytest_cache .hypothesis demo-out
+	rm -rf $(VENV) $(ORIG_VENV) build *.egg-info .pytest_cache .hypothesis demo-out conformance-report.json conformance-junit.xml

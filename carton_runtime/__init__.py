@@ -1,1 +1,51 @@
-"""Carton runtime (TorchScript runner and the original's async API): not implemented yet, see issue 3."""
+"""carton_runtime: load, pack and run Carton archives, with the original ``cartonml`` API.
+
+Port code from the original by changing one import::
+
+    import carton_runtime as carton          # was: import cartonml as carton
+    model = await carton.load("model.carton")
+    out = await model.infer({"x": np.ones(3, np.float32)})
+
+``carton_runtime.sync`` has the same functions, blocking.  Data classes are the format layer's
+(``carton_format``); ``LazyLoadedTensor`` / ``LazyLoadedMiscFile`` are the original's async lazy
+values.  Every error is a :class:`CartonError` (and a ``ValueError``) with a stable ``code``.
+"""
+
+from carton_format import CartonInfo, Example, RunnerInfo, SelfTest, TensorSpec
+
+from . import sync
+from .api import Carton, get_model_info, load, load_unpacked, pack, shrink
+from .devices import parse_visible_device
+from .errors import RUNTIME_CODES, CartonArchiveError, CartonError, CartonRuntimeError
+from .lazy import LazyLoadedMiscFile, LazyLoadedTensor
+from .model import SealHandle
+from .registry import installed_runners, register_runner, select_runner, unregister_runner
+from .selftest import SelfTestResult
+
+__all__ = [
+    "RUNTIME_CODES",
+    "Carton",
+    "CartonArchiveError",
+    "CartonError",
+    "CartonInfo",
+    "CartonRuntimeError",
+    "Example",
+    "LazyLoadedMiscFile",
+    "LazyLoadedTensor",
+    "RunnerInfo",
+    "SealHandle",
+    "SelfTest",
+    "SelfTestResult",
+    "TensorSpec",
+    "get_model_info",
+    "installed_runners",
+    "load",
+    "load_unpacked",
+    "pack",
+    "parse_visible_device",
+    "register_runner",
+    "select_runner",
+    "shrink",
+    "sync",
+    "unregister_runner",
+]

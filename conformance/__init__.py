@@ -1,1 +1,1 @@
-"""Language-neutral Carton conformance suite: not implemented yet, see issue 4."""
+"""Carton v1 conformance suite: language-neutral cases, a harness and adapters (conformance/README.md)."""

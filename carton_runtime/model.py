@@ -1,0 +1,146 @@
+"""A loaded model with the blocking API (``carton_runtime.sync``); the async API wraps it.
+
+``infer`` is the runner model's own method, bound once: the runtime adds no per-call work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any, Callable
+
+import numpy as np
+
+import carton_format as cf
+
+from .errors import CartonError, CartonRuntimeError
+from .selftest import SelfTestResult, run_self_tests
+
+_handle_ids = itertools.count(1)
+
+
+class SealHandle:
+    """Inputs handed to the runner ahead of inference (single use)."""
+
+    __slots__ = ("id", "_owner")
+
+    def __init__(self, owner: "Carton"):
+        self.id = next(_handle_ids)
+        self._owner = owner
+
+    def __repr__(self) -> str:
+        return f"SealHandle({self.id})"
+
+
+def _guarded(infer: Callable[[dict[str, Any]], dict[str, np.ndarray]]) -> Callable[[dict[str, Any]], dict[str, np.ndarray]]:
+    """For third-party runners: any non-Carton exception becomes E-RUNTIME-INFER."""
+
+    def call(inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        try:
+            return infer(inputs)
+        except (CartonError, cf.CartonFormatError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise CartonRuntimeError("E-RUNTIME-INFER", f"the runner failed: {type(exc).__name__}: {exc}") from exc
+
+    return call
+
+
+def _closed(*_args: Any, **_kwargs: Any) -> Any:
+    raise CartonRuntimeError("E-RUNTIME-CLOSED", "the model was closed")
+
+
+class Carton:
+    """A loaded model (blocking API).  ``info`` is the CartonInfo with load overrides merged in;
+    ``manifest_sha256`` identifies the archive (None for ``load_unpacked``)."""
+
+    def __init__(
+        self,
+        info: cf.CartonInfo,
+        runner_model: Any,
+        *,
+        runner: Any,
+        device: Any = None,
+        manifest_sha256: str | None = None,
+        source: str | None = None,
+        on_close: Callable[[], None] | None = None,
+    ):
+        from .runners.torchscript import TorchScriptModel
+
+        self.info = info
+        self.runner = runner
+        self.device = device
+        self.manifest_sha256 = manifest_sha256
+        self.source = source
+        self._runner_model = runner_model
+        self._on_close = on_close
+        self._sealed: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        trusted = isinstance(runner_model, TorchScriptModel)
+        self.infer = runner_model.infer if trusted else _guarded(runner_model.infer)
+        prepare = getattr(runner_model, "prepare", None)
+        infer_prepared = getattr(runner_model, "infer_prepared", None)
+        self._prepare = prepare if callable(prepare) else dict
+        if callable(infer_prepared):
+            self._infer_prepared = infer_prepared if trusted else _guarded(infer_prepared)
+        else:
+            self._infer_prepared = self.infer
+
+    def __repr__(self) -> str:
+        name = self.info.model_name or self.source or "model"
+        return f"<carton_runtime.sync.Carton {name!r} runner={self.info.runner.runner_name} device={self.device}>"
+
+    # -- inference ------------------------------------------------------------------------------
+
+    def infer(self, tensors: dict[str, Any]) -> dict[str, np.ndarray]:  # replaced per instance
+        """Run the model on ``{name: numpy array}``; returns ``{name: numpy array}``."""
+        raise NotImplementedError  # pragma: no cover
+
+    def seal(self, tensors: dict[str, Any]) -> SealHandle:
+        """Convert (and move to the device) inputs now; ``infer_with_handle`` runs them later."""
+        prepared = self._prepare(tensors)
+        handle = SealHandle(self)
+        with self._lock:
+            self._sealed[handle.id] = prepared
+        return handle
+
+    def infer_with_handle(self, handle: SealHandle) -> dict[str, np.ndarray]:
+        if not isinstance(handle, SealHandle) or handle._owner is not self:
+            raise CartonRuntimeError("E-RUNTIME-HANDLE", f"{handle!r} was not sealed by this model")
+        with self._lock:
+            prepared = self._sealed.pop(handle.id, None)
+        if prepared is None:
+            raise CartonRuntimeError("E-RUNTIME-HANDLE", f"{handle!r} was already used (handles are single-use)")
+        return self._infer_prepared(prepared)
+
+    # -- self tests ---------------------------------------------------------------------------------
+
+    def run_self_tests(self) -> list[SelfTestResult]:
+        """Run every self test; each result says whether outputs matched ``expected_out``."""
+        return run_self_tests(self.infer, self.info.self_tests)
+
+    # -- lifetime ------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        model, self._runner_model = self._runner_model, None
+        self.infer = _closed  # type: ignore[method-assign]
+        self._infer_prepared = _closed
+        self._prepare = _closed
+        self._sealed.clear()
+        if model is not None:
+            model.close()
+            if self._on_close is not None:
+                self._on_close()
+
+    @property
+    def closed(self) -> bool:
+        return self._runner_model is None
+
+    def __enter__(self) -> "Carton":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Carton", "SealHandle"]

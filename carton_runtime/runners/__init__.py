@@ -1,0 +1,1 @@
+"""Runners: the interface (``base``) and the built-in TorchScript runner (``torchscript``)."""

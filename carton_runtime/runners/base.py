@@ -1,0 +1,92 @@
+"""The runner interface: narrow on purpose (load, infer, close), so that a runner living in
+another process can implement it later.
+
+A *runner* is registered once per process and describes itself; ``load`` gives a
+*runner model* that runs inferences until ``close``::
+
+    class MyRunner:
+        runner_name = "my-framework"
+        framework_version = "1.2.3"        # exact SemVer of the installed framework
+        runner_compat_version = 1
+
+        def unavailable_reason(self) -> str | None:   # optional: None when usable
+            ...
+        def pack(self, path, work_dir) -> Path:        # optional: user's path -> model dir
+            ...
+        def load(self, files: ModelFiles, *, device: DeviceSpec, opts: dict) -> RunnerModel:
+            ...
+
+    class MyModel:
+        def infer(self, inputs: dict[str, object]) -> dict[str, numpy.ndarray]: ...
+        def close(self) -> None: ...
+        # optional: prepare(inputs) -> prepared, infer_prepared(prepared) -> outputs (seal)
+
+Third-party runners are found through the entry-point group ``carton_runtime.runners``; an
+entry point names a runner object, a runner class, or a callable returning a runner or a list
+of runners.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any, ContextManager, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..devices import DeviceSpec
+
+
+class ModelFiles(Protocol):
+    """The runner's read-only view of the archive's ``model/`` directory (names relative to it).
+
+    Every byte handed out is verified against MANIFEST (or comes from the verified cache)."""
+
+    def names(self) -> list[str]: ...
+
+    def open(self, name: str) -> IO[bytes]: ...
+
+    def read_bytes(self, name: str) -> bytes: ...
+
+    def local_file(self, name: str) -> ContextManager[Path]:
+        """A local path holding the file's content, for frameworks that load from a path.
+
+        The content is verified when the ``with`` block exits (possibly while the runner is
+        already parsing it, to overlap hashing with loading); a mismatch raises there, and the
+        runner must then discard what it loaded."""
+        ...
+
+
+@runtime_checkable
+class RunnerModel(Protocol):
+    def infer(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Runner(Protocol):
+    runner_name: str
+    framework_version: str
+    runner_compat_version: int
+
+    def load(self, files: ModelFiles, *, device: DeviceSpec, opts: dict[str, Any]) -> RunnerModel: ...
+
+
+def unavailable_reason(runner: Any) -> str | None:
+    fn = getattr(runner, "unavailable_reason", None)
+    return fn() if callable(fn) else None
+
+
+def pack_model_dir(runner: Any, path: Path, work_dir: Path) -> Path:
+    """The directory whose files go under ``model/`` (the runner's ``pack`` if it has one)."""
+    fn = getattr(runner, "pack", None)
+    if callable(fn):
+        return Path(fn(path, work_dir))
+    if not path.is_dir():
+        from ..errors import CartonRuntimeError
+
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"runner {runner.runner_name!r} packs a directory; {path} is not one")
+    return path
+
+
+__all__ = ["ModelFiles", "Runner", "RunnerModel", "pack_model_dir", "unavailable_reason"]

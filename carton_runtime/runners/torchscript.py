@@ -1,0 +1,351 @@
+"""The built-in TorchScript runner (spec FMT-RUNNER-7; the original's carton-runner-torch).
+
+Contract: ``runner_name = "torchscript"``, ``runner_compat_version = 1``, the TorchScript file at
+``model/model.pt``, framework version = the installed torch version.  ``forward`` receives ONE
+dict ``{input name: value}`` and returns a dict with ``str`` keys.
+
+Inputs: numeric numpy arrays of every dtype ``torch.from_numpy`` supports (zero-copy when the
+array is writeable, native-endian and has non-negative strides; otherwise one copy), a 0-d
+string array becomes ``str`` and a 1-d one ``List[str]``.  Outputs: tensors become numpy arrays
+on the CPU (zero-copy for tensors the forward pass created; tensors the module owns, such as a
+returned parameter, are copied), ``str`` a 0-d string array and ``List[str]`` a 1-d one.
+Inference runs under inference mode with the module in eval mode; an exception raised by
+``forward`` becomes ``E-RUNTIME-INFER`` and the model stays usable.
+
+Note that zero-copy inputs mean a model that modifies an input in place modifies the caller's
+array (the original always copied).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..devices import DeviceSpec, resolve_torch_device
+from ..errors import CartonRuntimeError
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+KNOWN_OPTS = ("num_threads", "num_interop_threads")
+_STRING_KINDS = frozenset("UTO")
+_NUMERIC_KINDS = frozenset("fiucb")
+
+
+def _framework_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("torch")
+    except Exception:  # noqa: BLE001 - not installed through a distribution
+        try:
+            import torch
+
+            return str(torch.__version__)
+        except ImportError:
+            return None
+
+
+class TorchScriptRunner:
+    """Runs TorchScript models in this process."""
+
+    runner_name = "torchscript"
+    runner_compat_version = 1
+    _instance: "TorchScriptRunner | None" = None
+
+    @classmethod
+    def instance(cls) -> "TorchScriptRunner":
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def __init__(self) -> None:
+        self._version: str | None = None
+
+    @property
+    def framework_version(self) -> str:
+        if self._version is None:
+            self._version = _framework_version() or "0.0.0"
+        return self._version
+
+    def unavailable_reason(self) -> str | None:
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec("torch")
+        except (ImportError, ValueError):  # e.g. sys.modules["torch"] = None
+            spec = None
+        return None if spec is not None else "torch is not installed"
+
+    def __repr__(self) -> str:
+        return f"<TorchScriptRunner torch {self.framework_version}>"
+
+    # -- packing ------------------------------------------------------------------------------
+
+    def pack(self, path: Path, work_dir: Path) -> Path:
+        """The model directory for a TorchScript file (or a directory holding model.pt)."""
+        path = Path(path)
+        if path.is_dir():
+            if not (path / MODEL_FILE).is_file():
+                raise CartonRuntimeError("E-RUNTIME-ARG", f"{path} is a directory without {MODEL_FILE}")
+            return path
+        if not path.is_file():
+            raise CartonRuntimeError("E-RUNTIME-ARG", f"{path}: no such TorchScript file")
+        model_dir = work_dir / "model"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        target = model_dir / MODEL_FILE
+        try:
+            target.symlink_to(path.resolve())  # stored as the target's content when packing
+        except OSError:
+            shutil.copyfile(path, target)
+        return model_dir
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load(self, files: Any, *, device: DeviceSpec, opts: dict[str, Any] | None = None) -> "TorchScriptModel":
+        import torch
+
+        apply_opts(opts or {})
+        torch_device = resolve_torch_device(device)
+        if MODEL_FILE not in files.names():
+            raise CartonRuntimeError("E-RUNTIME-RUNNER", f"a torchscript model needs model/{MODEL_FILE}; the archive has {sorted(files.names()) or 'nothing'} under model/")
+        with files.local_file(MODEL_FILE) as path:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated
+                    module = torch.jit.load(str(path), map_location=torch_device)
+            except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and friends
+                raise CartonRuntimeError("E-RUNTIME-RUNNER", f"model/{MODEL_FILE} is not a loadable TorchScript file: {_first_line(exc)}") from None
+        module.eval()
+        return TorchScriptModel(module, torch_device)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def apply_opts(opts: dict[str, Any]) -> None:
+    """``num_threads`` / ``num_interop_threads`` (process-wide in torch); others warn."""
+    import torch
+
+    for key, value in opts.items():
+        if key not in KNOWN_OPTS:
+            warnings.warn(f"runner option {key!r} is not known to the torchscript runner; ignored", RuntimeWarning, stacklevel=3)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            warnings.warn(f"runner option {key}={value!r} ignored: it must be a positive integer", RuntimeWarning, stacklevel=3)
+            continue
+        if key == "num_threads":
+            torch.set_num_threads(value)
+            continue
+        if torch.get_num_interop_threads() == value:
+            continue
+        try:
+            torch.set_num_interop_threads(value)
+        except RuntimeError as exc:
+            warnings.warn(
+                f"runner option num_interop_threads={value} ignored: torch allows setting it once per process, "
+                f"before any inter-op work ({_first_line(exc)}); it stays {torch.get_num_interop_threads()}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+
+def _inference_guard() -> Any:
+    import torch
+
+    guard = getattr(torch._C, "_InferenceMode", None)  # the cheap RAII guard behind inference_mode
+    if guard is not None:
+        try:
+            with guard(True):
+                pass
+            return lambda: guard(True)
+        except Exception:  # noqa: BLE001 - private API changed
+            pass
+    return torch.inference_mode
+
+
+class TorchScriptModel:
+    """A loaded TorchScript module (see the module docstring for conversions)."""
+
+    def __init__(self, module: Any, device: Any):
+        import torch
+
+        self._torch = torch
+        self.module = module
+        self.device = device
+        self._on_cpu = device.type == "cpu"
+        self._forward = module.forward
+        self._guard = _inference_guard()
+        self._from_numpy = torch.from_numpy
+        self._tensor_type = torch.Tensor
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def _convert_input(self, name: str, value: Any) -> Any:
+        if type(value) is np.ndarray:
+            kind = value.dtype.kind
+            if kind in _NUMERIC_KINDS:
+                tensor = None
+                if value.flags.writeable:
+                    try:
+                        tensor = self._from_numpy(value)
+                    except (TypeError, ValueError, RuntimeError):
+                        pass
+                if tensor is None:
+                    tensor = self._wrap_copy(name, value)
+                return tensor if self._on_cpu else tensor.to(self.device)
+            if kind in _STRING_KINDS:
+                return self._strings(name, value)
+            raise CartonRuntimeError("E-RUNTIME-INPUT", f"input {name!r}: dtype {value.dtype} is not supported by the torchscript runner", name=name)
+        if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+            return self._convert_input(name, np.asarray(value).view(np.ndarray) if isinstance(value, np.ndarray) else np.asarray(value))
+        if isinstance(value, self._tensor_type):
+            return value if value.device == self.device else value.to(self.device)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            if all(isinstance(v, np.ndarray) for v in value):
+                raise CartonRuntimeError("E-RUNTIME-INPUT", f"input {name!r}: nested tensors are not supported by the torchscript runner", name=name)
+        raise CartonRuntimeError(
+            "E-RUNTIME-INPUT", f"input {name!r}: expected a numpy array, got {type(value).__name__}", name=name
+        )
+
+    def _wrap_copy(self, name: str, value: np.ndarray) -> Any:
+        """One copy for arrays torch cannot wrap (read-only, byte-swapped, negative strides)."""
+        dtype = value.dtype if value.dtype.isnative else value.dtype.newbyteorder("=")
+        try:
+            return self._from_numpy(np.array(value, dtype=dtype, order="C", copy=True))
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise CartonRuntimeError(
+                "E-RUNTIME-INPUT", f"input {name!r}: dtype {value.dtype} is not supported by torch ({_first_line(exc)})", name=name
+            ) from None
+
+    def _strings(self, name: str, value: np.ndarray) -> Any:
+        if value.ndim > 1:
+            raise CartonRuntimeError(
+                "E-RUNTIME-INPUT",
+                f"input {name!r}: tried using a string tensor with {value.ndim} dims. Currently, only string tensors of 0 or 1 dims are supported.",
+                name=name,
+            )
+        items = value.tolist()
+        if value.dtype.kind == "O":
+            for item in items if value.ndim else [items]:
+                if not isinstance(item, str):
+                    raise CartonRuntimeError(
+                        "E-RUNTIME-INPUT", f"input {name!r}: object arrays must hold only str, found {type(item).__name__}", name=name
+                    )
+        return items
+
+    def _prepare(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            items = inputs.items()
+        except AttributeError:
+            raise CartonRuntimeError("E-RUNTIME-INPUT", f"inputs must be a dict of name -> numpy array, not {type(inputs).__name__}") from None
+        prepared = {}
+        fast = self._on_cpu
+        from_numpy = self._from_numpy
+        for name, value in items:
+            # hot path: a writeable numeric array on a CPU model is wrapped, zero-copy
+            if fast and type(value) is np.ndarray and value.dtype.kind in _NUMERIC_KINDS and value.flags.writeable:
+                try:
+                    prepared[name] = from_numpy(value)
+                    continue
+                except (TypeError, ValueError, RuntimeError):
+                    pass
+            prepared[name] = self._convert_input(name, value)
+        return prepared
+
+    def prepare(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Inputs converted (and moved to the device) ahead of inference (``seal``)."""
+        with self._guard():  # tensors made here are inference tensors, like those forward makes
+            return self._prepare(inputs)
+
+    # -- inference ----------------------------------------------------------------------------
+
+    def infer(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        with self._guard():
+            return self._run(self._prepare(inputs))
+
+    def infer_prepared(self, prepared: dict[str, Any]) -> dict[str, np.ndarray]:
+        with self._guard():
+            return self._run(prepared)
+
+    def _run(self, prepared: dict[str, Any]) -> dict[str, np.ndarray]:
+        try:
+            out = self._forward(prepared)
+        except Exception as exc:  # noqa: BLE001 - torch.jit.Error, RuntimeError from argument checks
+            empty = [k for k, v in prepared.items() if type(v) is list and not v]
+            if empty and "infer type" in str(exc):
+                raise CartonRuntimeError(
+                    "E-RUNTIME-INPUT",
+                    f"input {empty[0]!r}: an empty string list cannot be given to a forward taking Dict[str, Any] "
+                    "(torch cannot infer the element type of an empty list; declare Dict[str, List[str]] or pass an element)",
+                    name=empty[0],
+                ) from None
+            raise CartonRuntimeError("E-RUNTIME-INFER", f"forward raised: {str(exc).strip()}") from exc
+        if type(out) is not dict:
+            raise CartonRuntimeError("E-RUNTIME-OUTPUT", f"forward must return a dict, not {type(out).__name__}")
+        result = {}
+        tensor_type = self._tensor_type
+        fast = self._on_cpu
+        for key, value in out.items():
+            if type(key) is not str:
+                raise CartonRuntimeError("E-RUNTIME-OUTPUT", f"forward returned a dict with a non-str key {key!r}")
+            if isinstance(value, tensor_type):
+                # hot path: a tensor forward created on the CPU is handed over, zero-copy
+                if fast and value.is_inference():
+                    try:
+                        result[key] = value.numpy()
+                        continue
+                    except (TypeError, RuntimeError):
+                        pass
+                result[key] = self._tensor_out(key, value)
+            else:
+                result[key] = _other_out(key, value)
+        return result
+
+    def _tensor_out(self, key: str, value: Any) -> np.ndarray:
+        if value.device.type != "cpu":
+            value = value.cpu()
+        elif not value.is_inference():
+            value = value.detach().clone()  # module-owned memory (a parameter, a buffer): copy
+        try:
+            return value.numpy()
+        except (TypeError, RuntimeError) as exc:
+            if value.is_conj() or value.is_neg():
+                return value.resolve_conj().resolve_neg().numpy()
+            raise CartonRuntimeError(
+                "E-RUNTIME-OUTPUT", f"output {key!r}: a {value.dtype} tensor cannot be returned as a numpy array ({_first_line(exc)})", name=key
+            ) from None
+
+    def close(self) -> None:
+        self.module = None
+        self._forward = _closed
+
+
+def _closed(_inputs: Any) -> Any:
+    raise CartonRuntimeError("E-RUNTIME-CLOSED", "the model was closed")
+
+
+def _other_out(key: str, value: Any) -> np.ndarray:
+    if isinstance(value, str):
+        return np.array(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return np.array(value, dtype=str) if value else np.array([], dtype="<U1")
+    if isinstance(value, list):
+        raise CartonRuntimeError("E-RUNTIME-OUTPUT", f"output {key!r}: a list that is not entirely strings cannot be returned", name=key)
+    raise CartonRuntimeError(
+        "E-RUNTIME-OUTPUT",
+        f"output {key!r} is a {type(value).__name__}; the torchscript runner returns tensors, str and List[str]",
+        name=key,
+    )
+
+
+__all__ = ["TorchScriptModel", "TorchScriptRunner", "apply_opts"]

@@ -1,0 +1,136 @@
+"""Where a carton comes from: a ``.carton`` file, an unpacked directory, ``file://`` or ``http(s)://``.
+
+Unlike the original (which treated ``file://`` URLs as paths and failed, and panicked on other
+schemes), ``file://`` URLs are supported and any other scheme is a clear ``E-RUNTIME-SOURCE``.
+Remote archives are read lazily with range requests for metadata (``get_model_info`` and the
+runner check that precedes a download), and downloaded once into the cache for loading; a URL
+already in the cache is served from it with no network I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+import carton_format as cf
+
+from .cache import Cache
+from .dirsource import read_dir
+from .errors import CartonRuntimeError
+from .http_range import HttpRangeFile, RangeNotSupported
+from .links_fetch import LinkFetcher, download_archive
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "file", "dir" or "http"
+    location: str  # the path, or the URL
+    path: Path | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        return self.kind == "http"
+
+
+def parse_source(url_or_path: Any) -> Source:
+    """Classify ``url_or_path`` (no I/O besides a stat for local paths)."""
+    if isinstance(url_or_path, os.PathLike):
+        url_or_path = os.fspath(url_or_path)
+    if isinstance(url_or_path, bytes):
+        url_or_path = os.fsdecode(url_or_path)
+    if not isinstance(url_or_path, str) or not url_or_path:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"expected a path or a URL, not {url_or_path!r}")
+    if "://" in url_or_path:
+        parts = urlsplit(url_or_path)
+        scheme = parts.scheme.lower()
+        if scheme in ("http", "https"):
+            return Source("http", url_or_path)
+        if scheme == "file":
+            if parts.netloc not in ("", "localhost"):
+                raise CartonRuntimeError("E-RUNTIME-SOURCE", f"file:// URLs must name a local path, not host {parts.netloc!r}")
+            return _local(url2pathname(unquote(parts.path)), url_or_path)
+        raise CartonRuntimeError(
+            "E-RUNTIME-SOURCE", f"unsupported URL scheme {scheme!r} in {url_or_path!r}; use a path, file://, http:// or https://"
+        )
+    return _local(url_or_path, url_or_path)
+
+
+def _local(path_text: str, shown: str) -> Source:
+    path = Path(path_text).expanduser()
+    try:
+        is_dir = path.is_dir()
+        exists = is_dir or path.exists()
+    except OSError as exc:
+        raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{shown}: {exc.strerror or exc}") from None
+    if not exists:
+        raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{shown}: no such file or directory")
+    return Source("dir" if is_dir else "file", str(path), path)
+
+
+@dataclass
+class Opened:
+    """An archive opened for metadata; ``local_path`` is the zip file on disk, if any."""
+
+    source: Source
+    archive: cf.CartonArchive
+    local_path: Path | None = None
+    remote: HttpRangeFile | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # The archive stays open while anything (a model's info, lazy tensors) refers to it, and
+        # its file is closed when it is collected (no ResourceWarning from the file object).
+        weakref.finalize(self.archive, _close_quietly, self.archive.zip, self.remote)
+
+    def close(self) -> None:
+        _close_quietly(self.archive.zip, self.remote)
+
+
+def _close_quietly(zip_reader: Any, remote: Any) -> None:
+    zip_reader.close()
+    if remote is not None:
+        remote.close()
+
+
+def open_source(
+    source: Source,
+    *,
+    cache: Cache,
+    fetcher: LinkFetcher | None,
+    limits: cf.Limits = cf.DEFAULT_LIMITS,
+    download: bool = False,
+) -> Opened:
+    """Open for metadata (members are verified when read).  Remote: from the cache when the URL
+    is cached, else with range requests, or (``download=True`` or a server ignoring ``Range``)
+    by downloading the archive into the cache first."""
+    if source.kind == "dir":
+        return Opened(source, read_dir(source.path, fetch_linked=fetcher, limits=limits))  # type: ignore[arg-type]
+    if source.kind == "file":
+        return Opened(source, cf.read(source.path, verify_hashes=False, fetch_linked=fetcher, limits=limits), source.path)
+    cached = cache.url_lookup(source.location)
+    if cached is None and not download:
+        try:
+            remote = HttpRangeFile(source.location)
+        except RangeNotSupported as exc:
+            log.warning("%s: the server ignores Range requests; downloading the whole archive", source.location)
+            cached = download_archive(cache, source.location, exc.response)
+        else:
+            try:
+                archive = cf.read(remote, verify_hashes=False, fetch_linked=fetcher, limits=limits)
+            except BaseException:
+                remote.close()
+                raise
+            return Opened(source, archive, None, remote)
+    if cached is None:
+        cached = download_archive(cache, source.location)
+    return Opened(source, cf.read(cached, verify_hashes=False, fetch_linked=fetcher, limits=limits), cached)
+
+
+__all__ = ["Opened", "Source", "open_source", "parse_source"]

@@ -1,0 +1,206 @@
+"""The TorchScript runner's conversions: every dtype in and out, strings, and every error."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import carton_runtime as carton
+import carton_runtime.sync as carton_sync
+
+NUMERIC_DTYPES = [
+    np.float16, np.float32, np.float64, np.complex64, np.complex128, np.bool_,
+    np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+]
+
+
+def unpacked(models: dict[str, Path], name: str, **kwargs) -> carton_sync.Carton:  # noqa: ANN003
+    return carton_sync.load_unpacked(models[name], "torchscript", "*", **kwargs)
+
+
+def sample(dtype: type, shape: tuple[int, ...] = (2, 3)) -> np.ndarray:
+    if dtype is np.bool_:
+        return (np.arange(int(np.prod(shape))) % 2 == 0).reshape(shape)
+    values = np.arange(int(np.prod(shape))).reshape(shape)
+    if np.dtype(dtype).kind == "c":
+        return (values + 1j * values).astype(dtype)
+    return values.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", NUMERIC_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_every_dtype_round_trips(models: dict[str, Path], dtype: type) -> None:
+    model = unpacked(models, "copy")
+    x = sample(dtype)
+    scalar = np.array(sample(dtype, (1,))[0])
+    empty = np.zeros((0, 4), dtype=dtype)
+    out = model.infer({"x": x, "scalar": scalar, "empty": empty})
+    for name, value in (("x", x), ("scalar", scalar), ("empty", empty)):
+        assert out[name].dtype == value.dtype, name
+        assert out[name].shape == value.shape, name
+        np.testing.assert_array_equal(out[name], value)
+
+
+def test_both_apis_give_the_same_outputs(models: dict[str, Path]) -> None:
+    inputs = {np.dtype(d).name: sample(d) for d in NUMERIC_DTYPES}
+    sync_out = unpacked(models, "copy").infer(inputs)
+
+    async def main() -> dict:
+        model = await carton.load_unpacked(str(models["copy"]), "torchscript", "*")
+        return await model.infer(inputs)
+
+    async_out = asyncio.run(main())
+    assert sync_out.keys() == async_out.keys() == inputs.keys()
+    for key in inputs:
+        np.testing.assert_array_equal(sync_out[key], async_out[key])
+
+
+def test_inputs_are_zero_copy(models: dict[str, Path]) -> None:
+    model = unpacked(models, "echo")
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    out = model.infer({"x": x})
+    assert np.shares_memory(out["x"], x)  # passed through without a copy
+
+
+def test_arrays_torch_cannot_wrap_are_copied(models: dict[str, Path]) -> None:
+    model = unpacked(models, "copy")
+    base = np.arange(12, dtype=np.float32).reshape(3, 4)
+    readonly = base.copy()
+    readonly.flags.writeable = False
+    cases = {
+        "readonly": readonly,
+        "big_endian": base.astype(">f4"),
+        "negative_strides": base[::-1, ::-1],
+        "non_contiguous": base[:, ::2],
+        "fortran": np.asfortranarray(base),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's "non-writable array" warning
+        out = model.infer(cases)
+    for name, value in cases.items():
+        np.testing.assert_array_equal(out[name], value, err_msg=name)
+        assert out[name].dtype.isnative
+
+
+def test_strings_in_and_out(models: dict[str, Path]) -> None:
+    model = unpacked(models, "strings")
+    out = model.infer({"s": np.array("héllo 💖"), "items": np.array(["a", "తెలుగు", "c"])})
+    assert out["upper"].shape == () and out["upper"].item() == "HéLLO 💖"  # TorchScript upper() is ASCII-only
+    assert out["rev"].tolist() == ["c", "తెలుగు", "a"]
+    assert out["n"].item() == 3 and out["n"].dtype == np.int64
+    # object arrays of str and numpy's StringDType work too
+    out = model.infer({"s": np.array("x", dtype=object), "items": np.array(["z"], dtype=object)})
+    assert out["rev"].tolist() == ["z"] and out["upper"].item() == "X"
+    # torch cannot type an empty list inside Dict[str, Any]: a clear input error
+    with pytest.raises(carton.CartonRuntimeError, match="empty string list") as err:
+        model.infer({"s": np.array("x"), "items": np.array([], dtype=str)})
+    assert err.value.code == "E-RUNTIME-INPUT" and err.value.name == "items"
+    if hasattr(np, "dtypes") and hasattr(np.dtypes, "StringDType"):
+        out = model.infer({"s": np.array("y", dtype=np.dtypes.StringDType()), "items": np.array(["p", "q"], dtype=np.dtypes.StringDType())})
+        assert out["rev"].tolist() == ["q", "p"]
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (np.array([["a", "b"]]), "only string tensors of 0 or 1 dims"),
+        (np.array([b"x"]), "not supported by the torchscript runner"),
+        (np.array(["1970-01-01"], dtype="datetime64[D]"), "not supported"),
+        (np.array([1, "a"], dtype=object), "object arrays must hold only str"),
+        ([np.ones(2), np.ones(3)], "nested tensors are not supported"),
+        ({"a": 1}, "expected a numpy array"),
+        (3.5, "expected a numpy array"),
+    ],
+)
+def test_input_errors(models: dict[str, Path], value: object, message: str) -> None:
+    model = unpacked(models, "strings")
+    with pytest.raises(carton.CartonRuntimeError, match=message) as err:
+        model.infer({"s": value, "items": np.array(["a"])})
+    assert err.value.code == "E-RUNTIME-INPUT" and err.value.name == "s"
+
+
+def test_inputs_must_be_a_dict(models: dict[str, Path]) -> None:
+    with pytest.raises(carton.CartonRuntimeError) as err:
+        unpacked(models, "copy").infer([np.ones(2)])
+    assert err.value.code == "E-RUNTIME-INPUT"
+
+
+def test_forward_exception_is_an_error_and_the_model_stays_usable(models: dict[str, Path]) -> None:
+    model = unpacked(models, "fails")
+    with pytest.raises(carton.CartonRuntimeError, match="negative input") as err:
+        model.infer({"x": np.array([-1.0], dtype=np.float32)})
+    assert err.value.code == "E-RUNTIME-INFER"
+    assert model.infer({"x": np.array([1.0], dtype=np.float32)})["y"].tolist() == [2.0]
+    # a wrong input type for Dict[str, Tensor] is reported by torch, not a crash
+    with pytest.raises(carton.CartonRuntimeError) as err:
+        model.infer({"x": np.array("text")})
+    assert err.value.code == "E-RUNTIME-INFER"
+
+    async def main() -> None:
+        m = await carton.load_unpacked(str(model.source), "torchscript", "*")
+        with pytest.raises(carton.CartonRuntimeError):
+            await m.infer({"x": np.array([-1.0], dtype=np.float32)})
+        assert (await m.infer({"x": np.array([2.0], dtype=np.float32)}))["y"].tolist() == [3.0]
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("which, message", [(0, "'number' is a int"), (1, "'half'.*bfloat16"), (2, "not entirely strings"), (3, "'nested' is a dict")])
+def test_output_errors_name_the_output(models: dict[str, Path], which: int, message: str) -> None:
+    model = unpacked(models, "bad_outputs")
+    with pytest.raises(carton.CartonRuntimeError, match=message) as err:
+        model.infer({"which": np.array(which), "x": np.ones(2, dtype=np.float32)})
+    assert err.value.code == "E-RUNTIME-OUTPUT"
+
+
+def test_non_dict_output(models: dict[str, Path]) -> None:
+    with pytest.raises(carton.CartonRuntimeError, match="must return a dict") as err:
+        unpacked(models, "not_a_dict").infer({"x": np.ones(2, dtype=np.float32)})
+    assert err.value.code == "E-RUNTIME-OUTPUT"
+
+
+def test_module_owned_outputs_are_copied(models: dict[str, Path]) -> None:
+    model = unpacked(models, "param")
+    out = model.infer({"x": np.full(3, 2.0, dtype=np.float32)})
+    assert out["y"].tolist() == [2.0, 2.0, 2.0]
+    out["w"][:] = 100  # must not change the model's weights
+    assert model.infer({"x": np.ones(3, dtype=np.float32)})["y"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_eval_mode_and_inference_mode(models: dict[str, Path]) -> None:
+    out = unpacked(models, "training").infer({})
+    assert out["training"].item() is False or out["training"].item() == 0
+    assert not out["grad"].item()
+
+
+def test_runner_opts(models: dict[str, Path]) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        unpacked(models, "copy", runner_opts={"num_threads": 1})
+        assert torch.get_num_threads() == 1
+        with pytest.warns(RuntimeWarning, match="not known"):
+            unpacked(models, "copy", runner_opts={"bogus": 1})
+        with pytest.warns(RuntimeWarning, match="positive integer"):
+            unpacked(models, "copy", runner_opts={"num_threads": "four"})
+        interop = torch.get_num_interop_threads()
+        unpacked(models, "copy", runner_opts={"num_interop_threads": interop})  # same value: silent
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            unpacked(models, "copy", runner_opts={"num_interop_threads": interop + 1})
+        # torch allows setting it once per process: either it worked, or it warned
+        assert torch.get_num_interop_threads() == interop + 1 or any("once per process" in str(w.message) for w in caught)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_override_runner_opts_merge(packed: Path) -> None:
+    model = carton_sync.load(packed, override_runner_opts={"num_threads": 2})
+    assert model.info.runner.opts == {"num_threads": 2}
+    with pytest.raises(ValueError) as err:
+        carton_sync.load(packed, override_runner_opts={"num_threads": [1]})
+    assert err.value.code == "E-RUNTIME-ARG"
