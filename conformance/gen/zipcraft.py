@@ -1,7 +1,14 @@
-"""Raw zip records, field by field: a frozen copy of tests/zipcraft.py for the conformance generator.
+"""Build raw zip bytes field by field, so the conformance generator (and the tests, through
+tests/zipcraft.py) can corrupt any field.
 
-Kept apart on purpose: the committed case archives must regenerate byte for byte even when the
-test helpers change.  Do not edit without regenerating the cases (python -m conformance generate).
+Independent of ``carton_format.zip_writer`` on purpose: a bug shared by the writer and the reader
+would otherwise be invisible.  Everything defaults to a well-formed archive; every field can be
+overridden, extra bytes can be put anywhere, and :class:`Built` tells where each record landed so
+a test can patch bytes afterwards (:func:`patch`).  The committed case archives must regenerate
+byte for byte: after a change here, run ``python -m conformance generate`` and review the diff.
+
+    >>> built = archive([member("a.txt", b"hi")]).build()
+    >>> data = patch(built.data, built.eocd_offset + 10, "<H", 7)   # wrong entry count
 """
 from __future__ import annotations
 
