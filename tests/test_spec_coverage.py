@@ -27,17 +27,7 @@ REQUIREMENT_LINE = re.compile(r"^- \*\*(FMT-[A-Z]+-[1-9][0-9]*)\*\* \((?:W|R|W,R
 #: Requirements that only the runtime can check (runner selection, fetching LINKS over the
 #: network); their tests live with the runtime.  Exact: an id cited by a test of this suite must
 #: leave this list (test_runtime_deferred_list_is_exact).
-RUNTIME_DEFERRED: dict[str, str] = {
-    "FMT-RUNNER-7": "runtime (issue 3): the TorchScript runner's contract",
-    "FMT-RUNNER-8": "runtime (issue 3): runner selection by name",
-    "FMT-RUNNER-9": "runtime (issue 3): runner selection by framework version",
-    "FMT-RUNNER-10": "runtime (issue 3): runner selection by compatibility version",
-    "FMT-RUNNER-11": "runtime (issue 3): load-time overrides",
-    "FMT-LINKS-8": "runtime (issue 3): fetching linked files, URL order and failure reporting",
-    "FMT-LINKS-9": "runtime (issue 3): Content-Encoding decoding of fetched files",
-    "FMT-LINKS-10": "runtime (issue 3): verifying fetched files before use or caching",
-    "FMT-LINKS-11": "runtime (issue 3): abandoning oversized fetches",
-}
+RUNTIME_DEFERRED: dict[str, str] = {}  # every requirement, the runtime's included, has tests now
 
 
 def spec_requirements() -> list[str]:

@@ -139,6 +139,7 @@ def test_load_unpacked_both_apis() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.spec("FMT-RUNNER-7")
 def test_pack_metadata_round_trip(tmp_path: Path) -> None:
     async def main() -> str:
         return await carton.pack(

@@ -60,6 +60,7 @@ def test_entry_points_are_loaded(monkeypatch: pytest.MonkeyPatch, echo_archive: 
     monkeypatch.setattr(registry, "_entry_point_runners", None)
 
 
+@pytest.mark.spec("FMT-RUNNER-8", "FMT-RUNNER-9", "FMT-RUNNER-10")
 def test_selection_rules(echo_runner: EchoRunner) -> None:
     ok = registry.select_runner(cf.RunnerInfo("echo", "^1.4", 3))
     assert ok is echo_runner
@@ -74,6 +75,7 @@ def test_selection_rules(echo_runner: EchoRunner) -> None:
         assert err.value.code == "E-RUNTIME-NO-RUNNER"
 
 
+@pytest.mark.spec("FMT-RUNNER-9", "FMT-RUNNER-11")
 def test_no_matching_runner_message(tmp_path: Path) -> None:
     with pytest.warns(RuntimeWarning):
         path = pack_original(tmp_path / "old.carton", required_framework_version="=2.0")
@@ -99,6 +101,7 @@ def test_override_errors(packed: Path) -> None:
     assert err.value.code == "E-RUNTIME-NO-RUNNER"
 
 
+@pytest.mark.spec("FMT-RUNNER-11")
 def test_override_runner_name_selects_another_runner(echo_runner: EchoRunner, tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "weights.bin").write_bytes(b"\x07")

@@ -156,6 +156,7 @@ except ImportError:
     pass
 
 
+@pytest.mark.spec("FMT-LINKS-9")
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_links_with_content_encoding(server: Server, linked: tuple[Path, str], encoding: str) -> None:
     tmp_path, _url = linked
@@ -171,6 +172,7 @@ def test_links_with_content_encoding(server: Server, linked: tuple[Path, str], e
     assert len(server.requests_for(f"enc/{encoding}/files/model.pt")) == 1
 
 
+@pytest.mark.spec("FMT-LINKS-8")
 def test_links_try_urls_in_order(server: Server, linked: tuple[Path, str]) -> None:
     tmp_path, good = linked
     urls = [server.url("status/500"), server.url("nope/model.pt"), good]
@@ -179,6 +181,7 @@ def test_links_try_urls_in_order(server: Server, linked: tuple[Path, str]) -> No
     assert [len(server.requests_for(u.split("/", 3)[3])) for u in urls] == [1, 1, 1]
 
 
+@pytest.mark.spec("FMT-LINKS-8", "FMT-LINKS-10")
 def test_links_failures_report_the_first_url(server: Server, linked: tuple[Path, str], cache_dir: Path) -> None:
     tmp_path, _good = linked
     server.add("files/wrong.pt", b"other content")
@@ -193,6 +196,7 @@ def test_links_failures_report_the_first_url(server: Server, linked: tuple[Path,
     assert err.value.code == "E-LINKS-FETCH"
 
 
+@pytest.mark.spec("FMT-LINKS-11")
 def test_links_unsupported_encoding_and_size_cap(server: Server, linked: tuple[Path, str], cache_dir: Path) -> None:
     _tmp, good = linked
     fetcher = LinkFetcher(Cache(cache_dir), cf.Limits(max_member_bytes=100))
