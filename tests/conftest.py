@@ -42,3 +42,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     out = os.environ.get(DUMP_ENV)
     if out:
         Path(out).write_text(json.dumps({str(k): v for k, v in cited.items()}), "utf-8")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_carton_cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
+    """No test touches the user's real cache: the runtime (and every subprocess a test starts)
+    caches under a session temporary directory unless CARTON_CACHE_DIR is already set."""
+    patch = pytest.MonkeyPatch()
+    if "CARTON_CACHE_DIR" not in os.environ:
+        patch.setenv("CARTON_CACHE_DIR", str(tmp_path_factory.mktemp("carton-cache")))
+    yield
+    patch.undo()
