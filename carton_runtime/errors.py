@@ -70,7 +70,8 @@ def reraise_format_errors(fn):  # noqa: ANN001, ANN201 - decorator
         except CartonArchiveError:
             raise
         except cf.CartonFormatError as exc:
-            raise CartonArchiveError.wrap(exc) from None
+            wrapped = CartonArchiveError.wrap(exc)
+            raise wrapped from wrapped.__cause__  # keep the cause (``from None`` would clear it)
 
     return wrapper
 

@@ -244,6 +244,10 @@ class TorchScriptModel:
         return items
 
     def _prepare(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Inputs as ``forward`` takes them.  The common cases (a writeable numeric array on a
+        CPU model: wrapped zero-copy; a 0-d or 1-d ``str`` array: ``str`` / ``List[str]``) are
+        decided inline from one ``dtype.kind`` lookup; everything else, errors included, goes
+        through :meth:`_convert_input`."""
         try:
             items = inputs.items()
         except AttributeError:
@@ -252,13 +256,18 @@ class TorchScriptModel:
         fast = self._on_cpu
         from_numpy = self._from_numpy
         for name, value in items:
-            # hot path: a writeable numeric array on a CPU model is wrapped, zero-copy
-            if fast and type(value) is np.ndarray and value.dtype.kind in _NUMERIC_KINDS and value.flags.writeable:
-                try:
-                    prepared[name] = from_numpy(value)
+            if type(value) is np.ndarray:
+                kind = value.dtype.kind
+                if kind in _NUMERIC_KINDS:
+                    if fast and value.flags.writeable:
+                        try:
+                            prepared[name] = from_numpy(value)
+                            continue
+                        except (TypeError, ValueError, RuntimeError):
+                            pass
+                elif kind == "U" and value.ndim < 2:
+                    prepared[name] = value.tolist()  # 0-d: a str; 1-d: a list of str
                     continue
-                except (TypeError, ValueError, RuntimeError):
-                    pass
             prepared[name] = self._convert_input(name, value)
         return prepared
 
@@ -298,7 +307,8 @@ class TorchScriptModel:
         for key, value in out.items():
             if type(key) is not str:
                 raise CartonRuntimeError("E-RUNTIME-OUTPUT", f"forward returned a dict with a non-str key {key!r}")
-            if isinstance(value, tensor_type):
+            vtype = type(value)
+            if vtype is tensor_type:
                 # hot path: a tensor forward created on the CPU is handed over, zero-copy
                 if fast and value.is_inference():
                     try:
@@ -306,6 +316,12 @@ class TorchScriptModel:
                         continue
                     except (TypeError, RuntimeError):
                         pass
+                result[key] = self._tensor_out(key, value)
+            elif vtype is str:
+                result[key] = _np_array(value)
+            elif vtype is list and value and _all_str(value):
+                result[key] = _np_array(value)
+            elif isinstance(value, tensor_type):  # a subclass, e.g. a returned Parameter
                 result[key] = self._tensor_out(key, value)
             else:
                 result[key] = _other_out(key, value)
@@ -334,10 +350,23 @@ def _closed(_inputs: Any) -> Any:
     raise CartonRuntimeError("E-RUNTIME-CLOSED", "the model was closed")
 
 
+_np_array = np.array
+
+
+def _all_str(items: list) -> bool:
+    """Whether every item is a ``str``: ``str.join`` checks that in C, several times faster than
+    an ``isinstance`` loop for the short lists models return."""
+    try:
+        "".join(items)
+    except TypeError:
+        return False
+    return True
+
+
 def _other_out(key: str, value: Any) -> np.ndarray:
     if isinstance(value, str):
         return np.array(value)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and _all_str(value):
         return np.array(value, dtype=str) if value else np.array([], dtype="<U1")
     if isinstance(value, list):
         raise CartonRuntimeError("E-RUNTIME-OUTPUT", f"output {key!r}: a list that is not entirely strings cannot be returned", name=key)

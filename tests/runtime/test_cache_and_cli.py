@@ -31,7 +31,7 @@ def test_cold_load_fills_the_cache_and_warm_load_reuses_it(packed: Path, cache_d
     def no_copy(*args: object) -> None:
         raise AssertionError("a warm load must not extract again")
 
-    monkeypatch.setattr(model_files, "_copy_range", no_copy)
+    monkeypatch.setattr(model_files.CopyHasher, "copy", no_copy)
     check_outputs(carton_sync.load(packed).infer(INPUTS))
 
 
@@ -85,6 +85,85 @@ def test_corrupted_unpacked_directory(packed: Path, tmp_path: Path) -> None:
     with pytest.raises(carton.CartonArchiveError) as err:
         carton_sync.get_model_info(root)
     assert err.value.code == "E-MANIFEST-UNLISTED"
+
+
+def _flip_model_byte(path: Path, index: int) -> None:
+    """Flip one byte of the stored model inside an archive, in place (MANIFEST unchanged)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(ORIGINAL_MODEL.read_bytes())
+    assert at > 0
+    data[at + index] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_unparseable_tampered_model_is_reported_as_a_mismatch(packed: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """Flipping the model's first byte makes torch fail to parse it before the hash is done;
+    the cause reported is the mismatch, with torch's error chained, and nothing is cached."""
+    bad = tmp_path / "bad.carton"
+    bad.write_bytes(packed.read_bytes())
+    _flip_model_byte(bad, 0)
+    with pytest.raises(carton.CartonArchiveError) as err:
+        carton_sync.load(bad)
+    assert err.value.code == "E-MANIFEST-MISMATCH" and err.value.member == "model/model.pt"
+    assert isinstance(err.value.__cause__, carton.CartonRuntimeError) and err.value.__cause__.code == "E-RUNTIME-RUNNER"
+    assert not (cache_dir / "files" / MODEL_SHA).exists()
+    assert not list((cache_dir / "files").glob(".tmp*"))
+    root = tmp_path / "dir"  # the same for an unpacked directory, read in place
+    with zipfile.ZipFile(packed) as z:
+        z.extractall(root)
+    model = root / "model" / "model.pt"
+    model.write_bytes(bytes([model.read_bytes()[0] ^ 0xFF]) + model.read_bytes()[1:])
+    with pytest.raises(carton.CartonArchiveError) as err:
+        carton_sync.load(root)
+    assert err.value.code == "E-MANIFEST-MISMATCH"
+
+
+def test_archive_changed_during_a_cold_load_is_refused_and_not_cached(
+    packed: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hash covers the bytes copied into the cache, not the archive: a writer that changes
+    the archive in the middle of the copy cannot get unchecked bytes into the cache."""
+    from carton_runtime import hashing
+
+    archive = tmp_path / "m.carton"
+    archive.write_bytes(packed.read_bytes())
+    monkeypatch.setattr(hashing, "COPY_CHUNK", 512)
+    progress = hashing.CopyHasher._progress
+    tampered: list[int] = []
+
+    def progress_then_tamper(self: hashing.CopyHasher, done: int) -> None:
+        progress(self, done)
+        if not tampered:  # after the first chunk, change a byte that is not copied yet
+            tampered.append(done)
+            _flip_model_byte(archive, 1500)
+
+    monkeypatch.setattr(hashing.CopyHasher, "_progress", progress_then_tamper)
+    with pytest.raises(carton.CartonArchiveError) as err:
+        carton_sync.load(archive)
+    assert tampered == [512]
+    assert err.value.code == "E-MANIFEST-MISMATCH"
+    assert not (cache_dir / "files" / MODEL_SHA).exists()
+    assert not list((cache_dir / "files").glob(".tmp*"))
+    monkeypatch.setattr(hashing.CopyHasher, "_progress", progress)
+    check_outputs(carton_sync.load(packed).infer(INPUTS))  # an intact copy still loads and caches
+    assert sha256_file(cache_dir / "files" / MODEL_SHA / "file") == MODEL_SHA
+
+
+def test_archive_tampered_after_a_load_never_reaches_the_runner(packed: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """The cache holds verified content under the MANIFEST's sha256: once an archive was
+    loaded, changing its model bytes in place (MANIFEST unchanged) does not change what later
+    loads run, and with the cache cleared the changed archive is refused."""
+    archive = tmp_path / "m.carton"
+    archive.write_bytes(packed.read_bytes())
+    check_outputs(carton_sync.load(archive).infer(INPUTS))
+    _flip_model_byte(archive, len(ORIGINAL_MODEL.read_bytes()) // 2)
+    check_outputs(carton_sync.load(archive).infer(INPUTS))  # the verified cached copy
+    assert sha256_file(cache_dir / "files" / MODEL_SHA / "file") == MODEL_SHA
+    Cache(cache_dir).clear()
+    with pytest.raises(carton.CartonArchiveError) as err:
+        carton_sync.load(archive)
+    assert err.value.code == "E-MANIFEST-MISMATCH"
+    assert not (cache_dir / "files" / MODEL_SHA).exists()
 
 
 def test_unusable_cache_falls_back_to_a_private_copy(packed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -103,6 +103,17 @@ def test_strings_in_and_out(models: dict[str, Path]) -> None:
         assert out["rev"].tolist() == ["q", "p"]
 
 
+def test_string_fast_paths(models: dict[str, Path]) -> None:
+    """str arrays of any byte order and stride become str / List[str]; str and List[str]
+    outputs become native '<U' arrays sized to the longest string."""
+    model = unpacked(models, "strings")
+    items = np.array(["xy", "skip", "z", "skip"], dtype=">U4")[::2]  # big-endian, strided
+    out = model.infer({"s": np.array("ab", dtype=">U2"), "items": items})
+    assert out["upper"].dtype == np.dtype("<U2") and out["upper"].item() == "AB"
+    assert out["rev"].dtype == np.dtype("<U2") and out["rev"].tolist() == ["z", "xy"]
+    assert out["n"].item() == 2
+
+
 @pytest.mark.parametrize(
     "value, message",
     [
