@@ -12,6 +12,13 @@ returned parameter, are copied), ``str`` a 0-d string array and ``List[str]`` a 
 Inference runs under inference mode with the module in eval mode; an exception raised by
 ``forward`` becomes ``E-RUNTIME-INFER`` and the model stays usable.
 
+An empty 1-d string array is an empty ``List[str]``.  torch cannot type ``[]`` when it converts a
+Python dict to the ``Dict[str, Any]`` that ``forward`` takes, so when that conversion fails (and
+only then: the normal path pays nothing) the call is retried through a small scripted adapter,
+compiled once per model, that takes typed dicts (``Dict[str, Tensor]``, ``Dict[str, str]``,
+``Dict[str, List[str]]``), builds the ``Dict[str, Any]`` inside TorchScript, in the caller's key
+order, and calls ``forward``.
+
 Note that zero-copy inputs mean a model that modifies an input in place modifies the caller's
 array (the original always copied).
 """
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -185,6 +193,9 @@ class TorchScriptModel:
         self._guard = _inference_guard()
         self._from_numpy = torch.from_numpy
         self._tensor_type = torch.Tensor
+        self._adapter: Any = None  # the typed-dict adapter for empty string lists, once compiled
+        self._adapter_error: str | None = None  # why it could not be compiled
+        self._adapter_lock = threading.Lock()
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -291,14 +302,11 @@ class TorchScriptModel:
             out = self._forward(prepared)
         except Exception as exc:  # noqa: BLE001 - torch.jit.Error, RuntimeError from argument checks
             empty = [k for k, v in prepared.items() if type(v) is list and not v]
-            if empty and "infer type" in str(exc):
-                raise CartonRuntimeError(
-                    "E-RUNTIME-INPUT",
-                    f"input {empty[0]!r}: an empty string list cannot be given to a forward taking Dict[str, Any] "
-                    "(torch cannot infer the element type of an empty list; declare Dict[str, List[str]] or pass an element)",
-                    name=empty[0],
-                ) from None
-            raise CartonRuntimeError("E-RUNTIME-INFER", f"forward raised: {str(exc).strip()}") from exc
+            if not (empty and "infer type" in str(exc)):
+                raise CartonRuntimeError("E-RUNTIME-INFER", f"forward raised: {str(exc).strip()}") from exc
+            # torch could not type an empty list while converting the arguments (forward did
+            # not run): go through the typed adapter
+            out = self._run_adapted(prepared, empty[0])
         if type(out) is not dict:
             raise CartonRuntimeError("E-RUNTIME-OUTPUT", f"forward must return a dict, not {type(out).__name__}")
         result = {}
@@ -327,6 +335,51 @@ class TorchScriptModel:
                 result[key] = _other_out(key, value)
         return result
 
+    def _run_adapted(self, prepared: dict[str, Any], empty: str) -> Any:
+        """``forward(prepared)`` through the typed adapter (see the module docstring)."""
+        adapter = self._adapter or self._compile_adapter()
+        if adapter is None:
+            raise CartonRuntimeError(
+                "E-RUNTIME-INPUT",
+                f"input {empty!r}: an empty string list cannot be given to this model's forward "
+                f"(torch cannot infer the element type of an empty list, and {self._adapter_error}; "
+                "declare Dict[str, Any] or Dict[str, List[str]], or pass an element)",
+                name=empty,
+            )
+        tensors: dict[str, Any] = {}
+        strs: dict[str, str] = {}
+        lists: dict[str, list] = {}
+        tensor_type = self._tensor_type
+        for key, value in prepared.items():
+            if isinstance(value, tensor_type):
+                tensors[key] = value
+            elif type(value) is str:
+                strs[key] = value
+            elif type(value) is list:
+                lists[key] = value
+            else:  # not made by _prepare
+                raise CartonRuntimeError("E-RUNTIME-INPUT", f"input {key!r}: a {type(value).__name__} cannot be given to forward", name=key)
+        try:
+            return adapter(list(prepared), tensors, strs, lists)
+        except Exception as exc:  # noqa: BLE001 - as in _run
+            raise CartonRuntimeError("E-RUNTIME-INFER", f"forward raised: {str(exc).strip()}") from exc
+
+    def _compile_adapter(self) -> Any:
+        """The scripted adapter, compiled on first use; None (and ``_adapter_error``) when
+        forward does not take one ``Dict[str, Any]``."""
+        with self._adapter_lock:
+            if self._adapter is None and self._adapter_error is None and self.module is not None:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        adapter = self._torch.jit.script(_make_adapter_class()(self.module))
+                    adapter.eval()
+                    self._adapter = adapter
+                except Exception as exc:  # noqa: BLE001 - a forward of another signature fails to compile
+                    log.debug("no typed-dict adapter for this model: %s", exc)
+                    self._adapter_error = "its forward does not take one Dict[str, Any]"
+            return self._adapter
+
     def _tensor_out(self, key: str, value: Any) -> np.ndarray:
         if value.device.type != "cpu":
             value = value.cpu()
@@ -344,6 +397,8 @@ class TorchScriptModel:
     def close(self) -> None:
         self.module = None
         self._forward = _closed
+        self._adapter = None
+        self._adapter_error = "the model was closed"
 
 
 def _closed(_inputs: Any) -> Any:
@@ -351,6 +406,38 @@ def _closed(_inputs: Any) -> Any:
 
 
 _np_array = np.array
+_adapter_class: Any = None
+
+
+def _make_adapter_class() -> Any:
+    """The adapter module class (defined once, lazily: it needs torch).  ``forward`` builds
+    the ``Dict[str, Any]`` inside TorchScript, where an empty list is typed by the declared
+    ``List[str]``, and calls the wrapped module's ``forward``."""
+    global _adapter_class
+    if _adapter_class is None:
+        import torch
+        from typing import Dict, List
+
+        class _TypedDictAdapter(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(
+                self, order: List[str], tensors: Dict[str, torch.Tensor], strs: Dict[str, str], lists: Dict[str, List[str]]
+            ) -> Any:
+                inputs: Dict[str, Any] = {}
+                for key in order:
+                    if key in tensors:
+                        inputs[key] = tensors[key]
+                    elif key in strs:
+                        inputs[key] = strs[key]
+                    else:
+                        inputs[key] = lists[key]
+                return self.inner.forward(inputs)
+
+        _adapter_class = _TypedDictAdapter
+    return _adapter_class
 
 
 def _all_str(items: list) -> bool:

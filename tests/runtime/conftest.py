@@ -105,6 +105,25 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             out: Dict[str, Any] = {"upper": s.upper(), "rev": items[::-1], "n": torch.tensor(len(items))}
             return out
 
+    class AnyKeys(torch.nn.Module):
+        """Dict[str, Any] in: the keys in order and each value's kind; raises on input "fail"."""
+
+        def forward(self, inputs: Dict[str, Any]) -> Dict[str, Any]:
+            kinds: List[str] = []
+            for value in inputs.values():
+                if isinstance(value, torch.Tensor):
+                    kinds.append("tensor")
+                elif isinstance(value, str):
+                    kinds.append("str")
+                elif isinstance(value, List[str]):
+                    kinds.append("List[str]")
+                else:
+                    kinds.append("other")
+            if "fail" in inputs:
+                raise ValueError("asked to fail")
+            out: Dict[str, Any] = {"keys": list(inputs.keys()), "kinds": kinds}
+            return out
+
     class Training(torch.nn.Module):
         def forward(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
             return {"training": torch.tensor(self.training), "grad": torch.tensor(torch.is_grad_enabled())}
@@ -112,7 +131,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {}
     for name, module in [
         ("echo", Echo()), ("copy", Copy()), ("fails", Fails()), ("not_a_dict", NotADict()),
-        ("bad_outputs", BadOutputs()), ("param", Param()), ("strings", Strings()), ("training", Training()),
+        ("bad_outputs", BadOutputs()), ("param", Param()), ("strings", Strings()), ("any_keys", AnyKeys()),
+        ("training", Training()),
     ]:
         paths[name] = _script_and_save(module, out / f"{name}.pt")
     paths["original"] = ORIGINAL_MODEL

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import warnings
 from pathlib import Path
+from typing import Any, List
 
 import numpy as np
 import pytest
 
 import carton_runtime as carton
 import carton_runtime.sync as carton_sync
+from carton_runtime.runners.torchscript import TorchScriptModel
 
 NUMERIC_DTYPES = [
     np.float16, np.float32, np.float64, np.complex64, np.complex128, np.bool_,
@@ -94,13 +96,79 @@ def test_strings_in_and_out(models: dict[str, Path]) -> None:
     # object arrays of str and numpy's StringDType work too
     out = model.infer({"s": np.array("x", dtype=object), "items": np.array(["z"], dtype=object)})
     assert out["rev"].tolist() == ["z"] and out["upper"].item() == "X"
-    # torch cannot type an empty list inside Dict[str, Any]: a clear input error
-    with pytest.raises(carton.CartonRuntimeError, match="empty string list") as err:
-        model.infer({"s": np.array("x"), "items": np.array([], dtype=str)})
-    assert err.value.code == "E-RUNTIME-INPUT" and err.value.name == "items"
+    # an empty list arrives as an empty List[str] (the model asserts the type)
+    out = model.infer({"s": np.array("x"), "items": np.array([], dtype=str)})
+    assert out["rev"].shape == (0,) and out["rev"].dtype.kind == "U" and out["n"].item() == 0
     if hasattr(np, "dtypes") and hasattr(np.dtypes, "StringDType"):
         out = model.infer({"s": np.array("y", dtype=np.dtypes.StringDType()), "items": np.array(["p", "q"], dtype=np.dtypes.StringDType())})
         assert out["rev"].tolist() == ["q", "p"]
+
+
+def _runner_model(models: dict[str, Path], name: str) -> TorchScriptModel:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(models[name]))
+    module.eval()
+    return TorchScriptModel(module, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("dtype", [str, object], ids=["str", "object"])
+def test_empty_string_lists_reach_a_dict_str_any_forward(models: dict[str, Path], dtype: type) -> None:
+    """torch cannot type [] in a Python dict given as Dict[str, Any]: such calls go through the
+    typed adapter, which keeps the inputs' order and kinds; other calls do not use it."""
+    model = _runner_model(models, "any_keys")
+    out = model.infer({"a": np.array(["p"]), "x": np.ones(2, np.float32)})
+    assert model._adapter is None  # the normal path never compiles it
+    inputs = {"e": np.array([], dtype=dtype), "x": np.ones(2, np.float32), "s": np.array("q"), "l": np.array(["p"]), "e2": np.array([], dtype=str)}
+    out = model.infer(inputs)
+    assert out["keys"].tolist() == ["e", "x", "s", "l", "e2"]
+    assert out["kinds"].tolist() == ["List[str]", "tensor", "str", "List[str]", "List[str]"]
+    adapter = model._adapter
+    assert adapter is not None
+    out = model.infer_prepared(model.prepare({"only": np.array([], dtype=str)}))  # sealed inputs too
+    assert out["keys"].tolist() == ["only"] and out["kinds"].tolist() == ["List[str]"]
+    assert model._adapter is adapter  # compiled once per model
+    # forward raising through the adapter is an inference error; the model stays usable
+    with pytest.raises(carton.CartonRuntimeError, match="asked to fail") as err:
+        model.infer({"e": np.array([], dtype=str), "fail": np.array("y")})
+    assert err.value.code == "E-RUNTIME-INFER"
+    assert model.infer({"e": np.array([], dtype=str)})["kinds"].tolist() == ["List[str]"]
+    model.close()
+    assert model._adapter is None
+    with pytest.raises(carton.CartonRuntimeError, match="closed"):
+        model.infer({"e": np.array([], dtype=str)})
+
+
+def test_empty_string_list_to_a_forward_the_adapter_cannot_wrap(models: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from carton_runtime.runners import torchscript
+
+    class Unscriptable(torch.nn.Module):
+        def __init__(self, inner: object) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, order: List[str]) -> Any:
+            return self.inner.forward(order)  # a List[str] where Dict[str, Any] is expected
+
+    monkeypatch.setattr(torchscript, "_make_adapter_class", lambda: Unscriptable)
+    model = _runner_model(models, "any_keys")
+    for _ in range(2):  # the failure is remembered, and the error stays the same
+        with pytest.raises(carton.CartonRuntimeError, match="empty string list cannot be given") as err:
+            model.infer({"s": np.array("x"), "items": np.array([], dtype=str)})
+        assert err.value.code == "E-RUNTIME-INPUT" and err.value.name == "items"
+    assert model._adapter is None
+    assert model.infer({"items": np.array(["a"])})["kinds"].tolist() == ["List[str]"]
+
+
+def test_empty_string_list_to_a_tensor_dict_forward(models: dict[str, Path]) -> None:
+    """A forward taking Dict[str, Tensor] refuses a list as before (torch's own message)."""
+    with pytest.raises(carton.CartonRuntimeError) as err:
+        unpacked(models, "echo").infer({"items": np.array([], dtype=str)})
+    assert err.value.code in ("E-RUNTIME-INFER", "E-RUNTIME-INPUT")
 
 
 def test_string_fast_paths(models: dict[str, Path]) -> None:
