@@ -18,44 +18,39 @@ import tomli_w
 from .errors import CartonFormatError
 from .limits import DEFAULT_LIMITS, Limits
 
-# A run of dotted key parts (bare or quoted) is what makes parsers slow; count the dots in each
-# key outside strings cheaply by bounding the longest run of `.`-separated segments.
-_DOT_RUN = re.compile(rb"(?:[A-Za-z0-9_-]+\s*\.\s*){%d,}")
+# Strings and comments, so that brackets and dots inside them do not count.  Every alternative
+# matches at its opening quote whether or not the string is terminated (it then ends at the line
+# end or the end of the data), and quantifiers are possessive: the scan is linear on any input,
+# where a plain "re-try at the next quote" scan is quadratic on inputs like `"\"\"\"...`.
+# Multi-line strings may end with up to two extra quotes (`""""` closes after a content quote).
+_STRING_OR_COMMENT = re.compile(
+    rb'"""(?:[^"\\]|\\.?|"(?!""))*+(?:"{3,5}|\Z)'
+    rb"|'''(?:[^']|'(?!''))*+(?:'{3,5}|\Z)"
+    rb'|"(?:[^"\\\n]|\\.?)*+(?:"|(?=\n)|\Z)'
+    rb"|'[^'\n]*+(?:'|(?=\n)|\Z)"
+    rb"|#[^\n]*+",
+    re.S,
+)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_DOTTED_RUNS: dict[int, re.Pattern[bytes]] = {}
+
+
+def _skeleton(data: bytes) -> bytes:
+    """The document with every string replaced by ``s`` and every comment removed."""
+    return _STRING_OR_COMMENT.sub(lambda m: b"" if m.group().startswith(b"#") else b"s", data)
 
 
 def _prescan(data: bytes, member: str, limits: Limits) -> None:
-    """Refuse documents whose bracket nesting or key dotting exceeds the limits."""
-    depth = 0
-    max_depth = 0
-    in_string: bytes | None = None
-    i = 0
-    n = len(data)
-    # A byte-level scan that tracks strings well enough to ignore brackets inside them; it only
-    # needs to be conservative (never under-count), the real parser does the validation.
-    while i < n:
-        c = data[i : i + 1]
-        if in_string is not None:
-            if c == b"\\" and in_string == b'"':
-                i += 2
-                continue
-            if c == in_string:
-                in_string = None
-            elif c == b"\n":
-                in_string = None  # single-line strings cannot span lines; multi-line handled below
-            i += 1
-            continue
-        if data.startswith(b'"""', i) or data.startswith(b"'''", i):
-            quote = data[i : i + 3]
-            end = data.find(quote, i + 3)
-            i = n if end < 0 else end + 3
-            continue
-        if c in (b'"', b"'"):
-            in_string = c
-        elif c == b"#":
-            end = data.find(b"\n", i)
-            i = n if end < 0 else end
-            continue
-        elif c in (b"[", b"{"):
+    """Refuse documents whose bracket nesting or key dotting exceeds the limits.
+
+    Runs at regex speed over the whole document (the Python loop only sees brackets), so it
+    costs a fraction of the parse it protects; it only needs to be conservative: a broken
+    document may over-count, the real parser still validates everything.
+    """
+    skeleton = _skeleton(data)
+    depth = max_depth = 0
+    for byte in skeleton.translate(None, _NOT_BRACKETS):
+        if byte in b"[{":
             depth += 1
             if depth > max_depth:
                 max_depth = depth
@@ -65,26 +60,13 @@ def _prescan(data: bytes, member: str, limits: Limits) -> None:
                         f"arrays/tables nest more than {limits.max_toml_nesting} levels deep",
                         member=member,
                     )
-        elif c in (b"]", b"}"):
-            depth = max(0, depth - 1)
-        elif c == b"\n":
-            # Table headers `[a]` / `[[a]]` close on their own line; a stray `[` inside a
-            # broken line must not accumulate across lines forever.
-            pass
-        i += 1
-    if _DOT_RUN_CACHE.get(limits.max_toml_key_parts) is None:
-        _DOT_RUN_CACHE[limits.max_toml_key_parts] = re.compile(
-            rb"(?:[A-Za-z0-9_-]+[ \t]*\.[ \t]*){%d,}" % limits.max_toml_key_parts
-        )
-    if _DOT_RUN_CACHE[limits.max_toml_key_parts].search(data):
-        raise CartonFormatError(
-            "E-LIMIT-TOML-NESTING",
-            f"a dotted key has more than {limits.max_toml_key_parts} parts",
-            member=member,
-        )
-
-
-_DOT_RUN_CACHE: dict[int, re.Pattern[bytes]] = {}
+        elif depth:
+            depth -= 1
+    parts = limits.max_toml_key_parts
+    if parts not in _DOTTED_RUNS:
+        _DOTTED_RUNS[parts] = re.compile(rb"(?:[A-Za-z0-9_-]+[ \t]*\.[ \t]*){%d,}" % parts)
+    if _DOTTED_RUNS[parts].search(skeleton):
+        raise CartonFormatError("E-LIMIT-TOML-NESTING", f"a dotted key has more than {parts} parts", member=member)
 
 
 def parse_toml(data: bytes, member: str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:

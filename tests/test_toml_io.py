@@ -74,3 +74,23 @@ def test_duplicate_keys_and_bom_rejected() -> None:
         with pytest.raises(CartonFormatError) as err:
             parse_toml(data, "x.toml")
         assert err.value.code == "E-TOML-SYNTAX"
+
+
+@pytest.mark.spec("FMT-LIMIT-9")
+def test_dots_and_brackets_inside_strings_and_comments_do_not_count() -> None:
+    dotted = ".".join(["a"] * 300)
+    doc = {"description": dotted, "k": "[" * 100, "m": 'multi\n"""line' + "{" * 100}
+    text = dump_toml(doc) + b"# " + b"[" * 100 + b" " + dotted.encode() + b"\n"
+    assert parse_toml(text, "x.toml") == doc
+
+
+@pytest.mark.spec("FMT-LIMIT-9")
+@pytest.mark.parametrize(
+    "data",
+    [b'"' + b'\\"' * 50_000, b'"""' + b'"a' * 50_000, b"'''" + b"a'" * 50_000, b'"\'' * 50_000, b'"' + b"\\" * 50_000],
+)
+def test_unterminated_strings_are_rejected_as_syntax_errors(data: bytes) -> None:
+    """Pathological quoting (quadratic for a naive pre-scan) ends in a plain syntax error."""
+    with pytest.raises(CartonFormatError) as err:
+        parse_toml(b"x = " + data, "x.toml")
+    assert err.value.code == "E-TOML-SYNTAX"
