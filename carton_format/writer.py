@@ -24,7 +24,7 @@ from .limits import DEFAULT_LIMITS
 from .links import Links, links_to_document
 from .manifest import LINKS_PATH, MANIFEST_PATH, format_manifest
 from .metadata import MISC_REF_PREFIX, TENSOR_REF_PREFIX, CartonInfo, info_to_document
-from .model_dir import ModelFile, walk_model_dir
+from .model_dir import walk_model_dir
 from .paths import check_member_path, collision_key
 from .tensor_data import INDEX_PATH, TENSOR_DIR, EncodedTensor, encode_tensor, index_to_document
 from .toml_io import dump_toml

@@ -12,14 +12,15 @@ thread hop at all.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 import carton_format as cf
 
-from . import loader, pack as _pack
+from . import sync
 from .lazy import async_info
 from .model import Carton as SyncCarton
 from .model import SealHandle
@@ -97,89 +98,24 @@ class Carton:
         return repr(self._sync).replace("carton_runtime.sync.Carton", "carton_runtime.Carton")
 
 
-async def load(
-    path: Any,
-    visible_device: Any = None,
-    override_runner_name: str | None = None,
-    override_required_framework_version: str | None = None,
-    override_runner_opts: dict[str, Any] | None = None,
-) -> Carton:
-    """Load a model from a .carton file, an unpacked directory, file:// or http(s):// URL."""
-    model = await asyncio.to_thread(
-        loader.load, path, visible_device, override_runner_name, override_required_framework_version, override_runner_opts
-    )
-    return Carton(model)
+def _async_twin(blocking: Callable[..., Any], wrap: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
+    """The awaitable twin of a ``carton_runtime.sync`` function: same name, signature (argument
+    names, order and defaults, visible to ``inspect.signature``) and docstring; the work runs on a
+    worker thread, and ``wrap`` adapts the result (a sync model becomes an async ``Carton``)."""
+
+    @functools.wraps(blocking)
+    async def twin(*args: Any, **kwargs: Any) -> Any:
+        result = await asyncio.to_thread(blocking, *args, **kwargs)
+        return result if wrap is None else wrap(result)
+
+    return twin
 
 
-async def get_model_info(url_or_path: Any) -> cf.CartonInfo:
-    """Metadata only (tensors and misc files stay lazy); remote archives use range requests."""
-    info, _sha = await asyncio.to_thread(loader.get_model_info, url_or_path)
-    return async_info(info)
-
-
-async def pack(
-    path: Any,
-    runner_name: str,
-    required_framework_version: str,
-    runner_compat_version: int | None = None,
-    runner_opts: dict[str, Any] | None = None,
-    model_name: str | None = None,
-    short_description: str | None = None,
-    model_description: str | None = None,
-    license: str | None = None,  # noqa: A002 - the original's argument name
-    repository: str | None = None,
-    homepage: str | None = None,
-    required_platforms: list[str] | None = None,
-    inputs: list[cf.TensorSpec] | None = None,
-    outputs: list[cf.TensorSpec] | None = None,
-    self_tests: list[cf.SelfTest] | None = None,
-    examples: list[cf.Example] | None = None,
-    misc_files: dict[str, Any] | None = None,
-    linked_files: dict[str, list[str]] | None = None,
-    **extra: Any,
-) -> str:
-    """Pack a model; returns the path of the new archive (``output_path=``, ``compression=`` and
-    ``overwrite=`` are keyword-only extensions)."""
-    return await asyncio.to_thread(
-        _pack.pack, path, runner_name, required_framework_version, runner_compat_version, runner_opts, model_name,
-        short_description, model_description, license, repository, homepage, required_platforms, inputs, outputs,
-        self_tests, examples, misc_files, linked_files, **extra,
-    )
-
-
-async def load_unpacked(
-    path: Any,
-    runner_name: str,
-    required_framework_version: str,
-    runner_compat_version: int | None = None,
-    runner_opts: dict[str, Any] | None = None,
-    model_name: str | None = None,
-    short_description: str | None = None,
-    model_description: str | None = None,
-    license: str | None = None,  # noqa: A002
-    repository: str | None = None,
-    homepage: str | None = None,
-    required_platforms: list[str] | None = None,
-    inputs: list[cf.TensorSpec] | None = None,
-    outputs: list[cf.TensorSpec] | None = None,
-    self_tests: list[cf.SelfTest] | None = None,
-    examples: list[cf.Example] | None = None,
-    misc_files: dict[str, Any] | None = None,
-    visible_device: Any = None,
-    linked_files: dict[str, list[str]] | None = None,
-) -> Carton:
-    """Load a model from what ``pack`` would pack, without writing an archive."""
-    model = await asyncio.to_thread(
-        _pack.load_unpacked, path, runner_name, required_framework_version, runner_compat_version, runner_opts,
-        model_name, short_description, model_description, license, repository, homepage, required_platforms, inputs,
-        outputs, self_tests, examples, misc_files, visible_device, linked_files,
-    )
-    return Carton(model)
-
-
-async def shrink(path: Any, urls: dict[str, list[str]], **extra: Any) -> str:
-    """Leave model files listed in ``urls`` (sha256 -> URLs) out of the zip, recorded in LINKS."""
-    return await asyncio.to_thread(_pack.shrink, path, urls, **extra)
+load = _async_twin(sync.load, Carton)
+get_model_info = _async_twin(sync.get_model_info, async_info)
+pack = _async_twin(sync.pack)
+load_unpacked = _async_twin(sync.load_unpacked, Carton)
+shrink = _async_twin(sync.shrink)
 
 
 __all__ = ["Carton", "get_model_info", "load", "load_unpacked", "pack", "shrink"]

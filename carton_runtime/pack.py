@@ -18,7 +18,6 @@ from typing import Any
 
 import carton_format as cf
 
-from .cache import Cache
 from .devices import parse_visible_device
 from .errors import CartonRuntimeError, reraise_format_errors
 from .loader import check_runner_opts
