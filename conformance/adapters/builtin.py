@@ -20,7 +20,7 @@ import numpy as np
 import carton_format as cf
 from carton_format.describe import describe_info
 
-from .protocol import PROTOCOL, main
+from .protocol import PROTOCOL, main, tensor_json
 
 # carton_runtime error codes -> the suite's extra categories for the infer kind.
 RUNTIME_CATEGORIES = {
@@ -58,18 +58,6 @@ def normalised(info: cf.CartonInfo) -> dict[str, Any]:
 
 def error_json(code: str, message: str, category: str | None = None) -> dict[str, Any]:
     return {"code": code, "category": category or cf.category_of(code).value, "message": message}  # type: ignore[union-attr]
-
-
-def tensor_json(value: Any) -> dict[str, Any]:
-    array = np.asarray(value)
-    flat = array.reshape(-1)
-    if array.dtype.kind in "UO":
-        return {"dtype": "string", "shape": list(array.shape), "values": [str(x) for x in flat]}
-    if array.dtype.kind == "f":
-        values = [float(x) if np.isfinite(x) else str(float(x)) for x in flat]
-    else:
-        values = [int(x) for x in flat]
-    return {"dtype": array.dtype.name, "shape": list(array.shape), "values": values}
 
 
 def tensor_from_json(doc: dict[str, Any]) -> np.ndarray:

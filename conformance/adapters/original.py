@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from protocol import PROTOCOL, main  # noqa: E402  (stdlib only, shared with the builtin adapter)
+from protocol import PROTOCOL, main, tensor_json  # noqa: E402  (stdlib only, shared with the builtin adapter)
 
 MEMORY_LIMIT = 8 << 30
 PANICS = {"PanicException", "RustPanic"}
@@ -35,28 +35,14 @@ class PanicError(Exception):
     """A Rust panic inside cartonml (re-raised so the protocol reports a crash)."""
 
 
-def _tensor_json(array: Any) -> dict[str, Any]:
-    import numpy as np
-
-    array = np.asarray(array)
-    flat = array.reshape(-1)
-    if array.dtype.kind in "UO":
-        return {"dtype": "string", "shape": list(array.shape), "values": [str(x) for x in flat]}
-    if array.dtype.kind == "f":
-        values = [float(x) if np.isfinite(x) else str(float(x)) for x in flat]
-    else:
-        values = [int(x) for x in flat]
-    return {"dtype": array.dtype.name, "shape": list(array.shape), "values": values}
-
-
 async def _value_json(value: Any) -> dict[str, Any]:
     if type(value).__name__ == "LazyLoadedMiscFile":
         data = await value.read()
         return {"misc_size": len(data), "sha256": hashlib.sha256(bytes(data)).hexdigest()}
     got = await value.get()
     if isinstance(got, list):
-        return {"dtype": "nested", "inner": [_tensor_json(v) for v in got]}
-    return _tensor_json(got)
+        return {"dtype": "nested", "inner": [tensor_json(v) for v in got]}
+    return tensor_json(got)
 
 
 async def _mapping(mapping: Any) -> Any:
@@ -85,7 +71,9 @@ def _opts(opts: Any) -> Any:
     return out
 
 
-async def describe(path: str) -> dict[str, Any]:
+async def describe(path: str, *, typed_opts: bool = True) -> dict[str, Any]:
+    """What the original reads from an archive, in the suite's normalised form; with
+    ``typed_opts=False`` runner opts stay plain values (carton_format.describe's form)."""
     import cartonml
 
     info = await cartonml.get_model_info(path)
@@ -102,7 +90,7 @@ async def describe(path: str) -> dict[str, Any]:
             "runner_name": runner.runner_name,
             "required_framework_version": runner.required_framework_version,
             "runner_compat_version": runner.runner_compat_version,
-            "opts": _opts(runner.opts),
+            "opts": _opts(runner.opts) if typed_opts else runner.opts,
         },
         "inputs": None if info.inputs is None else [_spec(s) for s in info.inputs],
         "outputs": None if info.outputs is None else [_spec(s) for s in info.outputs],

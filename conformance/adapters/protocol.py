@@ -23,6 +23,22 @@ from typing import Any, Callable
 PROTOCOL = 1
 
 
+def tensor_json(value: Any) -> dict[str, Any]:
+    """A tensor in the protocol's JSON form (dtype, shape, flat values; non-finite floats as
+    strings).  Shared by every Python adapter; numpy is imported only when a tensor is shown."""
+    import numpy as np
+
+    array = np.asarray(value)
+    flat = array.reshape(-1)
+    if array.dtype.kind in "UO":
+        return {"dtype": "string", "shape": list(array.shape), "values": [str(x) for x in flat]}
+    if array.dtype.kind == "f":
+        values = [float(x) if np.isfinite(x) else str(float(x)) for x in flat]
+    else:
+        values = [int(x) for x in flat]
+    return {"dtype": array.dtype.name, "shape": list(array.shape), "values": values}
+
+
 def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
