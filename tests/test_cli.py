@@ -100,3 +100,14 @@ def test_usage_errors_exit_2() -> None:
 def test_help(command: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "carton_format.cli", *command, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "usage: carton" in proc.stdout
+
+
+def test_deep_validation_shows_progress_when_asked(good: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The bar appears on demand (the CLI asks for it only when stderr is a terminal and the
+    archive is large); without it nothing is written to stderr."""
+    from carton_format import validate
+
+    assert validate(good, progress=True).ok
+    assert "verifying" in capsys.readouterr().err
+    assert validate(good, progress=False).ok
+    assert capsys.readouterr().err == ""
