@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .lazy import LazyMiscFile, LazyTensor
+from .lazy import LazyTensor, is_misc_value, misc_bytes
 from .metadata import CartonInfo, TensorSpec
 
 
@@ -21,7 +21,7 @@ def describe_tensor(value: Any, *, with_values: bool) -> Any:
         value = value.load()
     if isinstance(value, list):
         return {"dtype": "nested", "inner": [describe_tensor(v, with_values=with_values) for v in value]}
-    if isinstance(value, (LazyMiscFile, bytes)):
+    if is_misc_value(value):
         return describe_misc(value, with_values=with_values)
     array = np.asarray(value)
     out: dict[str, Any] = {"dtype": _dtype_name(array), "shape": list(array.shape)}
@@ -47,10 +47,10 @@ def _values(array: np.ndarray) -> list[Any]:
 
 
 def describe_misc(value: Any, *, with_values: bool) -> dict[str, Any]:
-    if isinstance(value, LazyMiscFile):
+    if not isinstance(value, (bytes, bytearray, memoryview)):
         if not with_values:
             return {"misc_size": value.size}
-        value = value.read()
+        value = misc_bytes(value)
     out: dict[str, Any] = {"misc_size": len(value)}
     if with_values:
         import hashlib

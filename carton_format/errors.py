@@ -1,14 +1,21 @@
-"""Stable error codes, the exception that carries them, and validation findings.
+"""Stable error codes, the exceptions that carry them, and validation findings.
 
 Codes never change meaning once published: tools, CI pipelines and the conformance suite match on
 them, never on message text.  Every code belongs to one coarse *category* that a third-party
-implementation can map its own errors onto.
+implementation can map its own errors onto.  This module is the one registry of codes: the
+runtime's ``E-RUNTIME-*`` codes live here too, so every code has exactly one category.
+
+One exception hierarchy serves both layers: :class:`CartonError` (a ``ValueError``, as the
+original's Python API raised ``ValueError`` for every failure) carries ``code``, ``message``,
+``member``, ``key`` and ``category``; :class:`CartonFormatError` is raised by this package and
+``carton_runtime.CartonRuntimeError`` by the runtime.  ``except CartonError`` catches both.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 
 class Category(str, Enum):
@@ -26,7 +33,9 @@ class Category(str, Enum):
     LINKS = "links"  # LINKS file
     VERSIONREQ = "versionreq"  # version requirements
     ARGUMENT = "argument"  # bad arguments to the API (writer side)
-    IO = "io"  # operating-system I/O
+    IO = "io"  # operating-system I/O, network
+    RUNNER = "runner"  # no runner matches, or the runner cannot load the model
+    INFERENCE = "inference"  # inputs, outputs or the model's own failure during inference
 
 
 # code -> (category, one-line meaning).  Order is documentation order.
@@ -98,7 +107,23 @@ CODES: dict[str, tuple[Category, str]] = {
     "E-OUTPUT-EXISTS": (Category.ARGUMENT, "the output path exists and overwriting was not asked for"),
     "E-MODEL-DIR": (Category.ARGUMENT, "the model directory holds something that cannot be packed"),
     "E-IO": (Category.IO, "an operating-system I/O error"),
+    # the runtime (carton_runtime); never reported for an archive by validate()
+    "E-RUNTIME-ARG": (Category.ARGUMENT, "an argument to the runtime API is invalid"),
+    "E-RUNTIME-SOURCE": (Category.IO, "the path or URL cannot be opened as a carton (missing, unsupported scheme)"),
+    "E-RUNTIME-HTTP": (Category.IO, "an HTTP request failed or the server answered wrongly (status, range, length)"),
+    "E-RUNTIME-CACHE": (Category.IO, "the local cache cannot be used"),
+    "E-RUNTIME-NO-RUNNER": (Category.RUNNER, "no installed runner matches the model's runner requirements"),
+    "E-RUNTIME-RUNNER": (Category.RUNNER, "the runner could not load the model"),
+    "E-RUNTIME-DEVICE": (Category.ARGUMENT, "visible_device is malformed"),
+    "E-RUNTIME-INPUT": (Category.INFERENCE, "an input cannot be given to the model (type, dtype, rank)"),
+    "E-RUNTIME-OUTPUT": (Category.INFERENCE, "an output of the model cannot be returned (type, dtype)"),
+    "E-RUNTIME-INFER": (Category.INFERENCE, "the model raised an error during inference"),
+    "E-RUNTIME-HANDLE": (Category.ARGUMENT, "a seal handle is unknown, already used or from another model"),
+    "E-RUNTIME-CLOSED": (Category.ARGUMENT, "the model was closed"),
 }
+
+#: The runtime's codes (a view of :data:`CODES`: code -> meaning).
+RUNTIME_CODES: dict[str, str] = {code: meaning for code, (_cat, meaning) in CODES.items() if code.startswith("E-RUNTIME-")}
 
 # Warnings: the archive is usable but something deserves attention.
 WARNING_CODES: dict[str, str] = {
@@ -122,11 +147,11 @@ def category_of(code: str) -> Category | None:
     return entry[0] if entry else None
 
 
-class CartonFormatError(Exception):
-    """Every failure the format layer reports: a stable code plus plain words.
+class CartonError(ValueError):
+    """Every failure either layer reports: a stable code plus plain words.
 
     ``member`` is the archive path concerned (if any), ``key`` the TOML key path
-    (e.g. ``runner.required_framework_version``).
+    (e.g. ``runner.required_framework_version``), ``category`` the code's family.
     """
 
     def __init__(self, code: str, message: str, *, member: str | None = None, key: str | None = None):
@@ -150,8 +175,23 @@ class CartonFormatError(Exception):
             where += f"{self.key}: "
         return f"{self.code} {where}{self.message}"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # keyword-only fields survive pickling (worker processes, multiprocessing)
+        return (_rebuild, (type(self), self.code, self.message, self.__dict__))
+
     def to_finding(self) -> "Finding":
         return Finding(self.code, self.message, member=self.member, key=self.key)
+
+
+def _rebuild(cls: type[CartonError], code: str, message: str, state: dict[str, Any]) -> CartonError:
+    err = cls.__new__(cls)
+    CartonError.__init__(err, code, message, member=state.get("member"), key=state.get("key"))
+    err.__dict__.update(state)
+    return err
+
+
+class CartonFormatError(CartonError):
+    """A problem with an archive, a format-layer argument or the I/O under it."""
 
 
 @dataclass(frozen=True)
@@ -188,10 +228,29 @@ class FindingCollector:
 
     findings: list[Finding] = field(default_factory=list)
 
-    def error(self, err: CartonFormatError) -> None:
+    def error(self, err: CartonError) -> None:
         self.findings.append(err.to_finding())
 
     def warn(self, code: str, message: str, *, member: str | None = None, key: str | None = None) -> None:
         if code not in WARNING_CODES:
             raise ValueError(f"unknown warning code {code!r}")
         self.findings.append(Finding(code, message, member=member, key=key))
+
+
+class ValidationStopped(Exception):
+    """Raised inside a collecting read once the errors found make going on meaningless; the
+    findings are in the collector (``validate()`` catches it, nothing else sees it)."""
+
+
+__all__ = [
+    "CODES",
+    "RUNTIME_CODES",
+    "WARNING_CODES",
+    "CartonError",
+    "CartonFormatError",
+    "Category",
+    "Finding",
+    "FindingCollector",
+    "ValidationStopped",
+    "category_of",
+]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from .errors import CartonFormatError
 from .limits import DEFAULT_LIMITS, Limits
-from .paths import check_member_path
+from ._paths import check_member_path
 
 MANIFEST_PATH = "MANIFEST"
 LINKS_PATH = "LINKS"

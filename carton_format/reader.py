@@ -3,35 +3,37 @@
 Reading metadata touches the end of the file, the central directory and three small members
 (MANIFEST, carton.toml, tensor_data/index.toml).  Every member that is read is checked against
 its MANIFEST hash; with ``verify_hashes=True`` (the default) every member is verified up front.
+The archive may be a zip (path or seekable file), an unpacked directory, or any
+:class:`~carton_format.sources.ArchiveSource`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
-import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import IO, Any, BinaryIO, Callable
 
-from . import schema_check
-from .errors import CartonFormatError, Finding, FindingCollector
-from .lazy import LazyMiscFile, LazyTensor
+from . import _schema
+from ._paths import portability_problem
+from ._toml import parse_toml
+from .dtypes import NESTED_DTYPE, STRING_DTYPE
+from .errors import CartonFormatError, Finding, FindingCollector, ValidationStopped
+from .integrity import CHUNK_SIZE, hash_stream, mismatch_error, verified_stream
+from .lazy import DEFAULT_LAZY, LazyFactories
 from .limits import DEFAULT_LIMITS, Limits
 from .links import Links, links_from_document
 from .manifest import LINKS_PATH, MANIFEST_PATH, Manifest, parse_manifest
 from .metadata import (
+    KNOWN_TOP_LEVEL_KEYS,
     MISC_REF_PREFIX,
     SPEC_VERSION,
     TENSOR_REF_PREFIX,
     CartonInfo,
-    KNOWN_TOP_LEVEL_KEYS,
     info_from_document,
     short_description_too_long,
 )
-from .paths import portability_problem
+from .sources import ArchiveSource, MemberInfo, PathOrFile, open_source, read_member
 from .tensor_data import (
     INDEX_PATH,
     IndexEntry,
@@ -41,16 +43,12 @@ from .tensor_data import (
     expected_numeric_size,
     parse_index,
 )
-from .dtypes import NESTED_DTYPE, STRING_DTYPE
-from .toml_io import parse_toml
 from .version_req import VersionReq
-from .zip_reader import ZipEntry, ZipReader
 
 log = logging.getLogger(__name__)
 
 CARTON_TOML = "carton.toml"
 MISC_DIR = "misc/"
-CHUNK = 4 * 1024 * 1024
 
 # fetch_linked(path, sha256, urls) -> binary stream of the file's content
 LinkedFetcher = Callable[[str, str, list[str]], IO[bytes]]
@@ -70,64 +68,20 @@ class MemberStatus:
     linked_urls: tuple[str, ...]
 
 
-METHOD_NAMES = {0: "stored", 8: "deflate", 93: "zstd"}
-
-
-class _VerifyingStream(io.RawIOBase):
-    """Passes a member's bytes through and checks its sha256 when the end is reached."""
-
-    def __init__(self, raw: IO[bytes], expected: str, member: str):
-        super().__init__()
-        self._raw = raw
-        self._expected = expected
-        self._member = member
-        self._hash = hashlib.sha256()
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._raw.read(len(view))
-        n = len(data)
-        view[:n] = data
-        if n:
-            self._hash.update(data)
-        elif not self._done:
-            self._done = True
-            actual = self._hash.hexdigest()
-            if actual != self._expected:
-                raise CartonFormatError(
-                    "E-MANIFEST-MISMATCH",
-                    f"sha256 is {actual}, MANIFEST says {self._expected}",
-                    member=self._member,
-                )
-        return n
-
-    def close(self) -> None:
-        try:
-            self._raw.close()
-        finally:
-            super().close()
-
-
-def _sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 class CartonArchive:
     """An opened archive.  Use as a context manager; see ``read()``."""
 
     def __init__(
         self,
-        zip_reader: ZipReader,
+        source: ArchiveSource,
         *,
         limits: Limits = DEFAULT_LIMITS,
         fetch_linked: LinkedFetcher | None = None,
         collector: FindingCollector | None = None,
+        lazy: LazyFactories = DEFAULT_LAZY,
     ):
-        self._zip = zip_reader
+        self._source = source
+        self._lazy = lazy
         self._limits = limits
         self._fetch_linked = fetch_linked
         self._collect = collector
@@ -136,7 +90,7 @@ class CartonArchive:
         self.links: Links | None = None
         self.tensor_index = TensorIndex.empty()
         self.info: CartonInfo
-        self._files: dict[str, ZipEntry] = {}
+        self._files: dict[str, MemberInfo] = {}
         self._load()
 
     # -- reporting ------------------------------------------------------------------------
@@ -163,13 +117,14 @@ class CartonArchive:
         return self.manifest_info.sha256
 
     @property
-    def zip(self) -> ZipReader:
-        return self._zip
+    def source(self) -> ArchiveSource:
+        """Where the members come from (zip, directory, ...)."""
+        return self._source
 
     # -- loading ----------------------------------------------------------------------------
 
     def _load(self) -> None:
-        for entry in self._zip.entries:
+        for entry in self._source.members():
             if entry.is_dir:
                 self._warn("W-ZIP-DIRECTORY", "directory entry ignored", member=entry.name)
                 continue
@@ -187,7 +142,7 @@ class CartonArchive:
     def _load_manifest(self) -> Manifest:
         if MANIFEST_PATH not in self._files:
             raise CartonFormatError("E-STRUCTURE-MISSING", "the archive has no MANIFEST", member=MANIFEST_PATH)
-        manifest = parse_manifest(self._zip.read_member(MANIFEST_PATH, self._limits.max_manifest_bytes), self._limits)
+        manifest = parse_manifest(read_member(self._source, MANIFEST_PATH, self._limits.max_manifest_bytes), self._limits)
         if not manifest.sorted:
             self._warn("W-MANIFEST-UNSORTED", "lines are not sorted by path", member=MANIFEST_PATH)
         return manifest
@@ -195,9 +150,8 @@ class CartonArchive:
     def _load_links(self) -> Links | None:
         if LINKS_PATH not in self._files:
             return None
-        if self._files[LINKS_PATH].uncompressed_size > self._limits.max_toml_bytes:
-            raise CartonFormatError("E-LIMIT-TOML-SIZE", f"is larger than {self._limits.max_toml_bytes} bytes", member=LINKS_PATH)
-        document = parse_toml(self._zip.read_member(LINKS_PATH, self._limits.max_toml_bytes), LINKS_PATH, self._limits)
+        data = read_member(self._source, LINKS_PATH, self._limits.max_toml_bytes, limit_code="E-LIMIT-TOML-SIZE")
+        document = parse_toml(data, LINKS_PATH, self._limits)
         self._check_schema(document, "links", LINKS_PATH)
         links = links_from_document(document)
         if links.version != 1:
@@ -209,7 +163,7 @@ class CartonArchive:
 
     def _check_schema(self, document: dict[str, Any], schema: str, member: str) -> None:
         """Report every schema violation; the document is unusable if there is any."""
-        problems = schema_check.check(document, schema, member)
+        problems = _schema.check(document, schema, member)
         if problems:
             for p in problems[1:]:
                 self._report(p)
@@ -241,7 +195,7 @@ class CartonArchive:
         parts = []
         total = 0
         with self.open(path, max_bytes=max_bytes, limit_code=limit_code) as stream:
-            while chunk := stream.read(min(CHUNK, max_bytes + 1 - total) or 1):
+            while chunk := stream.read(min(CHUNK_SIZE, max_bytes + 1 - total) or 1):
                 parts.append(chunk)
                 total += len(chunk)
                 if total > max_bytes:
@@ -277,7 +231,7 @@ class CartonArchive:
         for key in sorted(set(document) - KNOWN_TOP_LEVEL_KEYS):
             self._warn("W-UNKNOWN-KEY", "unknown key ignored", member=CARTON_TOML, key=key)
         if fatal:  # in collect mode the errors were recorded; the info cannot be built
-            raise _Stop()
+            raise ValidationStopped()
         return document
 
     def _load_index(self) -> TensorIndex:
@@ -308,16 +262,16 @@ class CartonArchive:
         self._report(CartonFormatError("E-REF-DANGLING", f"{reference!r} names nothing in the archive", member=CARTON_TOML, key=key))
         return None
 
-    def _misc_files(self) -> dict[str, LazyMiscFile] | None:
+    def _misc_files(self) -> dict[str, Any] | None:
         misc = {p[len(MISC_DIR):]: self._lazy_misc(p) for p in self.manifest_info.entries if p.startswith(MISC_DIR)}
         return misc or None
 
-    def _lazy_misc(self, path: str) -> LazyMiscFile:
+    def _lazy_misc(self, path: str) -> Any:
         entry = self._files.get(path)
-        return LazyMiscFile(path[len(MISC_DIR):], entry.uncompressed_size if entry else None, lambda: self.open(path))
+        return self._lazy.misc_file(path[len(MISC_DIR):], entry.size if entry else None, lambda: self.open(path))
 
-    def lazy_tensor(self, entry: IndexEntry) -> LazyTensor:
-        return LazyTensor(entry.name, entry.dtype, entry.shape, lambda: self.load_tensor(entry))
+    def lazy_tensor(self, entry: IndexEntry) -> Any:
+        return self._lazy.tensor(entry.name, entry.dtype, entry.shape, lambda: self.load_tensor(entry))
 
     def load_tensor(self, entry: IndexEntry) -> Any:
         """Read one tensor (verified); nested tensors give a list of arrays."""
@@ -329,25 +283,23 @@ class CartonArchive:
         if entry.dtype == STRING_DTYPE:
             data = self._read_small(entry.member, self._limits.max_string_tensor_bytes, "E-LIMIT-TENSOR")
             document = parse_toml(data, entry.member, self._limits_for_strings())
-            problems = schema_check.check(document, "string-tensor", entry.member)
+            problems = _schema.check(document, "string-tensor", entry.member)
             if problems:
                 raise CartonFormatError("E-TENSOR-STRING", f"{problems[0].key or ''} {problems[0].message}".strip(), member=entry.member)
             return decode_strings(document, entry)
         expected = expected_numeric_size(entry)
-        zip_entry = self._files.get(entry.member)
-        if zip_entry is not None and zip_entry.uncompressed_size != expected:
+        member = self._files.get(entry.member)
+        if member is not None and member.size != expected:
             # Refuse before reading: the declared size already tells the file is wrong.
             raise CartonFormatError(
                 "E-TENSOR-SIZE",
                 f"tensor {entry.name!r} ({entry.dtype}, shape {list(entry.shape or ())}) needs {expected} bytes, "
-                f"the file has {zip_entry.uncompressed_size}",
+                f"the file has {member.size}",
                 member=entry.member,
             )
         return decode_numeric(self._read_small(entry.member, max(expected, 0)), entry)
 
     def _limits_for_strings(self) -> Limits:
-        from dataclasses import replace
-
         return replace(self._limits, max_toml_bytes=self._limits.max_string_tensor_bytes)
 
     # -- member access ----------------------------------------------------------------------
@@ -360,11 +312,11 @@ class CartonArchive:
             raise CartonFormatError("E-ARG-INVALID", f"{path!r} is not listed in MANIFEST")
         if path in self._files:
             if max_bytes is not None:
-                target = self._zip.resolve_symlink(path)
-                size = self._files[target].uncompressed_size if target in self._files else 0
+                target = self._source.resolve_symlink(path)
+                size = self._files[target].size if target in self._files else 0
                 if size > max_bytes:
                     raise CartonFormatError(limit_code, f"is {size} bytes, more than the limit of {max_bytes}", member=path)
-            raw = self._zip.open_resolved(path)
+            raw = self._source.open(path)
         else:
             urls = self.linked_urls(path)
             if not urls:
@@ -372,7 +324,7 @@ class CartonArchive:
             if self._fetch_linked is None:
                 raise CartonFormatError("E-LINKS-NOT-FETCHED", f"lives behind LINKS ({urls[0]}) and no fetcher was given", member=path)
             raw = self._fetch_linked(path, expected, urls)
-        return io.BufferedReader(_VerifyingStream(raw, expected, path), buffer_size=CHUNK)  # type: ignore[return-value]
+        return verified_stream(raw, expected, path)  # type: ignore[return-value]
 
     def read_bytes(self, path: str, max_bytes: int | None = None) -> bytes:
         """A whole member, verified."""
@@ -386,7 +338,7 @@ class CartonArchive:
             link = None
             if entry is not None and entry.is_symlink:
                 try:
-                    link = self._zip.resolve_symlink(path)
+                    link = self._source.resolve_symlink(path)
                 except CartonFormatError:
                     link = "?"
             result.append(
@@ -394,9 +346,9 @@ class CartonArchive:
                     path,
                     sha,
                     entry is not None,
-                    entry.uncompressed_size if entry else None,
-                    entry.compressed_size if entry else None,
-                    METHOD_NAMES.get(entry.method) if entry else None,
+                    entry.size if entry else None,
+                    entry.stored_size if entry else None,
+                    entry.method if entry else None,
                     link,
                     tuple(self.linked_urls(path)),
                 )
@@ -404,15 +356,15 @@ class CartonArchive:
         return result
 
     def verify(self, *, progress: bool | None = None) -> None:
-        """Deep check: zip layout, CRCs, sizes and every MANIFEST hash of members in the zip."""
-        self._zip.check_layout()
+        """Deep check: container layout, CRCs, sizes and every MANIFEST hash of members present."""
+        self._source.check_container()
         files = [e for e in self._files.values() if not e.is_symlink and e.name not in (MANIFEST_PATH, LINKS_PATH)]
-        total = sum(e.uncompressed_size for e in files)
-        bar = _progress_bar(total, progress, "verifying")
+        bar = _progress_bar(sum(e.size for e in files), progress, "verifying")
         computed: dict[str, str] = {}
         try:
             for entry in files:
-                computed[entry.name] = _hash_member(self._zip, entry, bar)
+                with self._source.open(entry.name) as stream:
+                    computed[entry.name] = hash_stream(stream, progress=bar.update if bar is not None else None)
         finally:
             if bar is not None:
                 bar.close()
@@ -420,9 +372,9 @@ class CartonArchive:
             expected = self.manifest_info.entries.get(name)
             if expected is None:
                 continue
-            actual = computed.get(self._zip.resolve_symlink(name)) if entry.is_symlink else computed.get(name)
+            actual = computed.get(self._source.resolve_symlink(name) if entry.is_symlink else name)
             if actual != expected:
-                self._report(CartonFormatError("E-MANIFEST-MISMATCH", f"sha256 is {actual}, MANIFEST says {expected}", member=name))
+                self._report(mismatch_error(name, expected, str(actual)))
         unverified = [p for p in self.manifest_info.entries if p not in self._files]
         if unverified:
             self._warn("W-HASHES-NOT-VERIFIED", f"{len(unverified)} linked file(s) were not fetched, so not verified")
@@ -438,30 +390,13 @@ class CartonArchive:
                 self._report(exc)
 
     def close(self) -> None:
-        self._zip.close()
+        self._source.close()
 
     def __enter__(self) -> "CartonArchive":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Stop(Exception):
-    """Internal: errors were collected and loading cannot go on."""
-
-
-def _hash_member(zip_reader: ZipReader, entry: ZipEntry, bar: Any) -> str:
-    digest = hashlib.sha256()
-    with zip_reader.open(entry) as stream:
-        while True:
-            chunk = stream.read(CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
-            if bar is not None:
-                bar.update(len(chunk))
-    return digest.hexdigest()
 
 
 def _progress_bar(total: int, enabled: bool | None, desc: str) -> Any:
@@ -474,43 +409,31 @@ def _progress_bar(total: int, enabled: bool | None, desc: str) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, desc=desc, file=sys.stderr)
 
 
-Source = str | os.PathLike[str] | IO[bytes]
-
-
-def open_zip(source: Source, limits: Limits) -> ZipReader:
-    """A ZipReader over a path or an open seekable binary file."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise CartonFormatError("E-IO", f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
-        try:
-            return ZipReader.open_path(path, limits=limits)
-        except OSError as exc:
-            raise CartonFormatError("E-IO", f"{path}: {exc.strerror or exc}") from None
-    if not (hasattr(source, "read") and hasattr(source, "seek")):
-        raise CartonFormatError("E-ARG-INVALID", f"expected a path or a seekable binary file, not {type(source).__name__}")
-    return ZipReader(source, limits=limits)
-
-
 def read(
-    source: Source,
+    source: PathOrFile | ArchiveSource,
     *,
     verify_hashes: bool = True,
     limits: Limits = DEFAULT_LIMITS,
     fetch_linked: LinkedFetcher | None = None,
     progress: bool | None = None,
+    lazy: LazyFactories = DEFAULT_LAZY,
 ) -> CartonArchive:
     """Open and check an archive; raises CartonFormatError on the first problem.
 
-    With ``verify_hashes=False`` only the metadata members are read (and verified); other members
-    are verified when they are read to their end.
+    ``source`` is a ``.carton`` path, an unpacked carton directory, a seekable binary file or an
+    ArchiveSource (which the archive then owns and closes).  With ``verify_hashes=False`` only
+    the metadata members are read (and verified); other members are verified when they are read
+    to their end.  ``lazy`` chooses the classes of lazy tensors and misc files in ``info``.
     """
-    zip_reader = open_zip(source, limits)
+    opened = open_source(source, limits)
     try:
-        archive = CartonArchive(zip_reader, limits=limits, fetch_linked=fetch_linked)
+        archive = CartonArchive(opened, limits=limits, fetch_linked=fetch_linked, lazy=lazy)
         if verify_hashes:
             archive.verify(progress=progress)
         return archive
     except BaseException:
-        zip_reader.close()
+        opened.close()
         raise
+
+
+__all__ = ["CartonArchive", "LinkedFetcher", "MemberStatus", "read"]

@@ -15,7 +15,7 @@ import numpy as np
 from .dtypes import DTYPES, NESTED_DTYPE, NUMERIC_DTYPES, STRING_DTYPE, carton_dtype_of
 from .errors import CartonFormatError
 from .limits import DEFAULT_LIMITS, Limits
-from .paths import check_member_path
+from ._paths import check_member_path
 
 INDEX_PATH = "tensor_data/index.toml"
 U64_MAX = 2**64 - 1
@@ -187,7 +187,7 @@ def _as_array(value: Any, where: str) -> np.ndarray:
 
 
 def encode_string_payload(array: np.ndarray, where: str) -> bytes:
-    from .toml_io import dump_toml
+    from ._toml import dump_toml
 
     items = [str(x) for x in array.reshape(-1)]
     for item in items:

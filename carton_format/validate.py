@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from .errors import CartonFormatError, Finding, FindingCollector
+from .errors import CartonFormatError, Finding, FindingCollector, ValidationStopped
 from .limits import DEFAULT_LIMITS, Limits
-from .reader import CartonArchive, Source, _Stop, open_zip
+from .reader import CartonArchive
+from .sources import ArchiveSource, PathOrFile, open_source
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +44,29 @@ class ValidationReport:
 
 
 def validate(
-    source: Source,
+    source: PathOrFile | ArchiveSource,
     *,
     verify_hashes: bool = True,
     limits: Limits = DEFAULT_LIMITS,
     progress: bool | None = None,
 ) -> ValidationReport:
-    """Check an archive against the v1 spec and report every finding.
+    """Check an archive (a ``.carton`` path, an unpacked directory, a seekable binary file or
+    an ArchiveSource) against the v1 spec and report every finding.
 
     Independent problems are all reported (every unlisted member, every hash mismatch...);
     problems that make the rest meaningless (not a zip, no MANIFEST) end the check.  Nothing
     under ``model/`` is ever deserialised.
     """
     collector = FindingCollector()
-    report = ValidationReport(str(source) if not hasattr(source, "read") else getattr(source, "name", "<stream>"))
+    report = ValidationReport(_label(source))
     try:
-        zip_reader = open_zip(source, limits)
+        opened = open_source(source, limits)
     except CartonFormatError as exc:
         collector.error(exc)
         report.findings = collector.findings
         return report
     try:
-        archive = CartonArchive(zip_reader, limits=limits, collector=collector)
+        archive = CartonArchive(opened, limits=limits, collector=collector)
         report.manifest_sha256 = archive.manifest_sha256
         if verify_hashes:
             archive.verify(progress=progress)
@@ -73,12 +75,20 @@ def validate(
         archive.check_tensors()
     except CartonFormatError as exc:
         collector.error(exc)
-    except _Stop:
+    except ValidationStopped:
         pass
     finally:
-        zip_reader.close()
+        opened.close()
     report.findings = _dedupe(collector.findings)
     return report
+
+
+def _label(source: object) -> str:
+    if isinstance(source, ArchiveSource):
+        return source.location
+    if hasattr(source, "read"):
+        return str(getattr(source, "name", "<stream>"))
+    return str(source)
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
@@ -89,3 +99,6 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
             seen.add(f)
             result.append(f)
     return result
+
+
+__all__ = ["ValidationReport", "validate"]

@@ -11,24 +11,24 @@ import hashlib
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import schema_check
+from . import _schema
+from ._atomic import atomic_output, check_target
 from .errors import CartonFormatError
-from .hashing import sha256_file
-from .lazy import LazyMiscFile, LazyTensor
+from .integrity import sha256_file
+from .lazy import LazyTensor, is_misc_value, misc_bytes
 from .limits import DEFAULT_LIMITS
 from .links import Links, links_to_document
 from .manifest import LINKS_PATH, MANIFEST_PATH, format_manifest
 from .metadata import MISC_REF_PREFIX, TENSOR_REF_PREFIX, CartonInfo, info_to_document
-from .model_dir import walk_model_dir
-from .paths import check_member_path, collision_key
+from ._model_dir import walk_model_dir
+from ._paths import check_member_path, collision_key
 from .tensor_data import INDEX_PATH, TENSOR_DIR, EncodedTensor, encode_tensor, index_to_document
-from .toml_io import dump_toml
-from .zip_writer import WrittenMember, ZipWriter
+from ._toml import dump_toml
+from ._zip.writer import WrittenMember, ZipWriter
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,9 @@ def _plan_data(info: CartonInfo) -> tuple[list[EncodedTensor], dict[str, bytes],
         return TENSOR_REF_PREFIX + name
 
     def value_ref(value: Any, where: str) -> str:
-        if isinstance(value, (bytes, bytearray, memoryview, LazyMiscFile)):
+        if is_misc_value(value):
             name = f"_example_misc_file_{len([k for k in misc if k.startswith('_example_misc_file_')])}"
-            misc[name] = value.read() if isinstance(value, LazyMiscFile) else bytes(value)
+            misc[name] = misc_bytes(value)
             return MISC_REF_PREFIX + name
         return tensor_ref(value, where)
 
@@ -118,10 +118,8 @@ def _user_misc_files(info: CartonInfo, generated: dict[str, bytes]) -> list[_Mem
             raise CartonFormatError("E-ARG-INVALID", f"misc_files: {exc.message}") from None
         if name in generated:
             raise CartonFormatError("E-ARG-INVALID", f"misc_files: name {name!r} is reserved for example files")
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            members.append(_Member(MISC_DIR + name, data=bytes(value)))
-        elif isinstance(value, LazyMiscFile):
-            members.append(_Member(MISC_DIR + name, data=value.read()))
+        if is_misc_value(value):
+            members.append(_Member(MISC_DIR + name, data=misc_bytes(value)))
         elif isinstance(value, (str, os.PathLike)):
             path = Path(value)
             if not path.is_file():
@@ -136,7 +134,7 @@ def _carton_toml(info: CartonInfo, test_refs: list, example_refs: list) -> bytes
     if not isinstance(info, CartonInfo):
         raise CartonFormatError("E-ARG-INVALID", f"info must be a CartonInfo, not {type(info).__name__}")
     document = info_to_document(info, test_refs, example_refs)
-    problems = schema_check.check(document, "carton-toml", CARTON_TOML)
+    problems = _schema.check(document, "carton-toml", CARTON_TOML)
     if problems:
         first = problems[0]
         raise CartonFormatError("E-ARG-INVALID", first.message, key=first.key)
@@ -168,7 +166,7 @@ def _check_integers(value: Any, path: tuple[Any, ...] = ()) -> None:
             _check_integers(item, (*path, i))
     elif isinstance(value, int) and not isinstance(value, bool) and not I64_MIN <= value <= I64_MAX:
         raise CartonFormatError(
-            "E-ARG-INVALID", f"{value} is outside the signed 64-bit range of TOML integers", key=schema_check.format_key(path)
+            "E-ARG-INVALID", f"{value} is outside the signed 64-bit range of TOML integers", key=_schema.format_key(path)
         )
 
 
@@ -222,10 +220,7 @@ def write(
         raise CartonFormatError("E-ARG-INVALID", f"compression must be one of {', '.join(COMPRESSION_METHODS)}, not {compression!r}")
     method = COMPRESSION_METHODS[compression]
     target = Path(target)
-    if target.exists() and not overwrite:
-        raise CartonFormatError("E-OUTPUT-EXISTS", f"{target} exists; pass overwrite=True to replace it")
-    if target.is_dir():
-        raise CartonFormatError("E-OUTPUT-EXISTS", f"{target} is a directory")
+    check_target(target, overwrite)
     links = Links(dict(linked_files)) if linked_files else None
     if links:
         links_to_document(links)  # check the hashes and URLs before any work
@@ -262,12 +257,9 @@ def write(
     if links:
         links_bytes = _within_limit(LINKS_PATH, dump_toml(links_to_document(links)), DEFAULT_LIMITS.max_toml_bytes)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
     bar = _progress(sum(m.size for m in members), progress)
     try:
-        with os.fdopen(fd, "w+b") as fh:
+        with atomic_output(target, overwrite=overwrite) as (fh, _tmp):
             writer = ZipWriter(fh)
             written, manifest = _write_members(writer, members, method, skipped, bar)
             manifest_bytes = _within_limit(MANIFEST_PATH, format_manifest(manifest), DEFAULT_LIMITS.max_manifest_bytes)
@@ -275,13 +267,6 @@ def write(
             if links_bytes is not None:
                 writer.add_bytes(LINKS_PATH, links_bytes, method=0)
             writer.close()
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        _commit(tmp, target, overwrite)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         if bar is not None:
             bar.close()
@@ -322,24 +307,4 @@ def _write_members(
     return written, manifest
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _commit(tmp: Path, target: Path, overwrite: bool) -> None:
-    """Move the finished temporary file into place without clobbering unless asked."""
-    if overwrite:
-        os.replace(tmp, target)
-        return
-    try:
-        os.link(tmp, target)  # fails if target appeared meanwhile: never overwrite silently
-    except FileExistsError:
-        raise CartonFormatError("E-OUTPUT-EXISTS", f"{target} was created while writing; not replaced") from None
-    except OSError:
-        if target.exists():
-            raise CartonFormatError("E-OUTPUT-EXISTS", f"{target} exists") from None
-        os.replace(tmp, target)
-        return
-    tmp.unlink()
+__all__ = ["COMPRESSION_METHODS", "WriteResult", "write"]

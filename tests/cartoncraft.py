@@ -14,8 +14,8 @@ import numpy as np
 
 import carton_format as cf
 from carton_format.manifest import format_manifest
-from carton_format.zip_reader import ZipReader
-from carton_format.zip_writer import ZipWriter
+from carton_format._zip.reader import ZipReader
+from carton_format._zip.writer import ZipWriter
 
 AUTO = object()
 

@@ -1,4 +1,4 @@
-"""SHA-256 + CRC-32 computed concurrently (carton_format.hashing)."""
+"""SHA-256 + CRC-32 computed concurrently (carton_format.integrity)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carton_format import hashing
-from carton_format.hashing import Crc32, DigestPair, sha256_file
+from carton_format import integrity as hashing
+from carton_format.integrity import Crc32, DigestPair, sha256_file
 
 
 def _chunks(data: bytes, sizes: list[int]) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""Member-name safety (carton_format.paths)."""
+"""Member-name safety (carton_format._paths)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from carton_format.errors import CartonFormatError
 from carton_format.limits import Limits
-from carton_format.paths import check_member_path, collision_key, portability_problem
+from carton_format._paths import check_member_path, collision_key, portability_problem
 
 SAFE = [
     "carton.toml",

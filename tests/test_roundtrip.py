@@ -89,7 +89,7 @@ def infos(draw: st.DrawFn) -> cf.CartonInfo:
 
 
 def _no_case_collisions(names: dict[str, bytes]) -> bool:
-    from carton_format.paths import collision_key
+    from carton_format._paths import collision_key
 
     return len({collision_key("misc/" + n) for n in names}) == len(names)
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from carton_format import schema_check
+from carton_format import _schema as schema_check
 from carton_format.errors import CODES, WARNING_CODES, CartonFormatError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import carton_format as cf
-from carton_format import schema_check
+from carton_format import _schema as schema_check
 
 from . import rawzip
 from .test_roundtrip import infos

@@ -1,4 +1,4 @@
-"""The strict zip reader (carton_format.zip_reader): archives from the original implementation,
+"""The strict zip reader (carton_format._zip.reader): archives from the original implementation,
 every hostile input of archive-security.md 2.7 rows 1-18, symlinks, I/O budget, fuzzing."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ except ImportError:
     import zipcraft as zc  # type: ignore[no-redef]
 from carton_format.errors import CartonFormatError
 from carton_format.limits import Limits
-from carton_format.paths import portability_problem
-from carton_format.zip_reader import ZipEntry, ZipReader
-from carton_format.zip_writer import ZipWriter
+from carton_format._paths import portability_problem
+from carton_format._zip.reader import ZipEntry, ZipReader
+from carton_format._zip.writer import ZipWriter
 
 DATA = Path(__file__).parent / "data"
 ORIGINAL = DATA / "original" / "test.carton"

@@ -1,4 +1,4 @@
-"""The deterministic streaming zip writer (carton_format.zip_writer)."""
+"""The deterministic streaming zip writer (carton_format._zip.writer)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carton_format.errors import CartonFormatError
-from carton_format.zip_reader import ZipReader
-from carton_format.zip_records import CENTRAL_STRUCT, EOCD_STRUCT, LOCAL_STRUCT
-from carton_format.zip_writer import ZipWriter
+from carton_format._zip.reader import ZipReader
+from carton_format._zip.records import CENTRAL_STRUCT, EOCD_STRUCT, LOCAL_STRUCT
+from carton_format._zip.writer import ZipWriter
 
 METHODS = (0, 8, 93)
 
@@ -382,7 +382,7 @@ _names = st.lists(_name_part, min_size=1, max_size=3).map("/".join)
 )
 @pytest.mark.spec("FMT-WRITE-1")
 def test_write_read_identity_and_determinism(members: list[tuple[str, bytes, int, bool]]) -> None:
-    from carton_format.paths import collision_key
+    from carton_format._paths import collision_key
 
     def conflict(a: str, b: str) -> bool:
         ka, kb = collision_key(a), collision_key(b)
@@ -408,7 +408,7 @@ def test_write_read_identity_and_determinism(members: list[tuple[str, bytes, int
 
 def test_zip64_central_extras_carry_both_sizes() -> None:
     """Even when only the offset overflows, the extra holds both sizes first (fixed-layout readers)."""
-    from carton_format import zip_writer as zw
+    from carton_format._zip import writer as zw
 
     buf = io.BytesIO()
     w = ZipWriter(buf)

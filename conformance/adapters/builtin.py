@@ -22,21 +22,6 @@ from carton_format.describe import describe_info
 
 from .protocol import PROTOCOL, main, tensor_json
 
-# carton_runtime error codes -> the suite's extra categories for the infer kind.
-RUNTIME_CATEGORIES = {
-    "E-RUNTIME-NO-RUNNER": "runner",
-    "E-RUNTIME-RUNNER": "runner",
-    "E-RUNTIME-INPUT": "inference",
-    "E-RUNTIME-OUTPUT": "inference",
-    "E-RUNTIME-INFER": "inference",
-    "E-RUNTIME-SOURCE": "io",
-    "E-RUNTIME-HTTP": "io",
-    "E-RUNTIME-CACHE": "io",
-    "E-RUNTIME-ARG": "argument",
-    "E-RUNTIME-DEVICE": "argument",
-}
-
-
 def opts_json(opts: dict[str, Any] | None) -> dict[str, Any] | None:
     if opts is None:
         return None
@@ -56,8 +41,9 @@ def normalised(info: cf.CartonInfo) -> dict[str, Any]:
     return out
 
 
-def error_json(code: str, message: str, category: str | None = None) -> dict[str, Any]:
-    return {"code": code, "category": category or cf.category_of(code).value, "message": message}  # type: ignore[union-attr]
+def error_json(code: str, message: str) -> dict[str, Any]:
+    """An error as the protocol reports it; the category comes from the one code registry."""
+    return {"code": code, "category": cf.category_of(code).value, "message": message}  # type: ignore[union-attr]
 
 
 def tensor_from_json(doc: dict[str, Any]) -> np.ndarray:
@@ -137,9 +123,9 @@ class Builtin:
                 # validate() verified every member of the zip; linked files are verified as they are fetched
                 with cf.read(archive, verify_hashes=False, limits=lim, fetch_linked=fetch) as opened:
                     info = normalised(opened.info)
-                    manifest = opened.zip.read_member("MANIFEST", lim.max_manifest_bytes)
+                    manifest = opened.manifest_info.raw
                     sha = opened.manifest_sha256
-        except cf.CartonFormatError as exc:  # e.g. a tensor that LINKS cannot provide (E-LINKS-FETCH, E-MANIFEST-MISMATCH)
+        except cf.CartonError as exc:  # e.g. a tensor that LINKS cannot provide (E-LINKS-FETCH, E-MANIFEST-MISMATCH)
             return 1, {"valid": False, "errors": [error_json(exc.code, str(exc))], "warnings": warnings}
         return 0, {"valid": True, "info": info, "manifest": manifest.decode("utf-8"), "manifest_sha256": sha, "warnings": warnings}
 
@@ -170,13 +156,8 @@ class Builtin:
                 close = getattr(model, "close", None)
                 if callable(close):
                     close()
-        except cf.CartonFormatError as exc:
+        except cf.CartonError as exc:  # format and runtime errors alike; anything else is a crash
             return 1, {"errors": [error_json(exc.code, str(exc))]}
-        except Exception as exc:  # noqa: BLE001 - runtime errors carry a code; anything else is a crash
-            code = getattr(exc, "code", None)
-            if code in RUNTIME_CATEGORIES:
-                return 1, {"errors": [error_json(code, str(exc), RUNTIME_CATEGORIES[code])]}
-            raise
         return 0, {"outputs": {k: tensor_json(v) for k, v in outputs.items()}}
 
 

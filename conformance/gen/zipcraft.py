@@ -1,7 +1,7 @@
 """Build raw zip bytes field by field, so the conformance generator (and the tests, through
 tests/zipcraft.py) can corrupt any field.
 
-Independent of ``carton_format.zip_writer`` on purpose: a bug shared by the writer and the reader
+Independent of ``carton_format._zip.writer`` on purpose: a bug shared by the writer and the reader
 would otherwise be invisible.  Everything defaults to a well-formed archive; every field can be
 overridden, extra bytes can be put anywhere, and :class:`Built` tells where each record landed so
 a test can patch bytes afterwards (:func:`patch`).  The committed case archives must regenerate

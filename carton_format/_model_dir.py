@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CartonFormatError
-from .paths import check_member_path, collision_key
+from ._paths import check_member_path, collision_key
 
 MODEL_PREFIX = "model/"
 

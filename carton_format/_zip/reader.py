@@ -24,12 +24,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from .errors import CartonFormatError
-from .hashing import PARALLEL_MIN, Crc32
-from .limits import DEFAULT_LIMITS, Limits
-from .paths import check_member_path, collision_key
-from .zip_codecs import make_decoder
-from .zip_records import (
+from ..errors import CartonFormatError
+from ..integrity import PARALLEL_MIN, Crc32
+from ..limits import DEFAULT_LIMITS, Limits
+from .._paths import check_member_path, collision_key
+from .codecs import make_decoder
+from .records import (
     CENTRAL_SIG_BYTES,
     CENTRAL_SIZE,
     CREATE_UNIX,
@@ -151,7 +151,7 @@ class ZipReader:
         self._f = fileobj
         self._limits = limits
         self._label = name_for_errors
-        self._owns = False
+        self.owns_file = False
         self._closed = False
         self._lock = threading.Lock()
         self._fd: int | None = None
@@ -188,7 +188,7 @@ class ZipReader:
         except BaseException:
             f.close()
             raise
-        reader._owns = True
+        reader.owns_file = True
         return reader
 
     # -- public API ------------------------------------------------------------------------
@@ -259,6 +259,25 @@ class ZipReader:
             "E-ZIP-SYMLINK", f"symlink chain is longer than {MAX_SYMLINK_HOPS} links", member=name
         )
 
+    def data_span(self, name_or_entry: str | ZipEntry) -> tuple[int, int]:
+        """(offset, length) of the member's stored (possibly compressed) bytes in the file, from
+        its checked local header: where a zero-copy consumer may read a stored member."""
+        entry = self._entry(name_or_entry)
+        try:
+            local = self._read_local(entry, 0)
+        except CartonFormatError:
+            raise
+        except Exception as exc:
+            raise self._internal(exc, entry.name) from exc
+        return local.data_start, entry.compressed_size
+
+    def link_text(self, name: str) -> str:
+        """The target text of a symlink member (not resolved)."""
+        entry = self._entry(name)
+        if not entry.is_symlink:
+            raise CartonFormatError("E-ARG-INVALID", "is not a symlink member", member=entry.name)
+        return self._link_target(entry, entry.name)
+
     def check_layout(self) -> None:
         """Deep check: members, in offset order, tile the file from offset 0 to the central
         directory with no gap and no overlap (reads every local header)."""
@@ -299,7 +318,7 @@ class ZipReader:
         if self._closed:
             return
         self._closed = True
-        if self._owns:
+        if self.owns_file:
             self._f.close()
 
     def __enter__(self) -> ZipReader:

@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .errors import CartonFormatError
-from .hashing import CHUNK_SIZE, DigestPair
-from .limits import DEFAULT_LIMITS, Limits
-from .paths import check_member_path, collision_key
-from .zip_codecs import make_encoder
-from .zip_records import (
+from ..errors import CartonFormatError
+from ..integrity import CHUNK_SIZE, DigestPair
+from ..limits import DEFAULT_LIMITS, Limits
+from .._paths import check_member_path, collision_key
+from .codecs import make_encoder
+from .records import (
     CREATE_UNIX,
     FLAG_UTF8,
     LOCAL_SIZE,

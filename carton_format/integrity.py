@@ -1,4 +1,12 @@
-"""SHA-256 and CRC-32 of member data, computed concurrently.
+"""Integrity: the one place that hashes bytes and checks them against MANIFEST.
+
+* :func:`mismatch_error` / :func:`check_sha256`: the ``E-MANIFEST-MISMATCH`` error, one text;
+* :class:`VerifyingReader`: stream a member and check its sha256 when the stream ends;
+* :func:`copy_with_hashing` / :func:`copy_verified`: copy a stream while hashing it, and check the
+  result (optionally bounded, for downloads);
+* :func:`hash_stream`, :func:`sha256_file`: plain digests; ``CHUNK_SIZE``: the bulk chunk size;
+* :class:`DigestPair` / :class:`Crc32`: SHA-256 and CRC-32 of the same bytes computed
+  concurrently (the zip layer's writer and reader).
 
 Every byte of a member is hashed twice: SHA-256 for the MANIFEST and CRC-32 for the zip headers.
 Done one after the other that costs ~1.5x a SHA-256 pass.  Both ``hashlib`` and ``zlib.crc32``
@@ -13,6 +21,7 @@ and without lifecycle problems (nothing to join, re-created after ``fork``).
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import queue
@@ -20,7 +29,9 @@ import threading
 import zlib
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
+
+from .errors import CartonFormatError
 
 log = logging.getLogger(__name__)
 
@@ -220,3 +231,128 @@ def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE) -
                 break
             sha.update(view[:n])
     return sha.hexdigest()
+
+
+# -- verification against MANIFEST ---------------------------------------------------------------
+
+
+def mismatch_error(member: str | None, expected: str, actual: str, *, origin: str | None = None) -> CartonFormatError:
+    """``E-MANIFEST-MISMATCH`` for ``member`` (``origin``: where the bytes came from, e.g. a URL)."""
+    where = f"{origin}: " if origin else ""
+    return CartonFormatError("E-MANIFEST-MISMATCH", f"{where}sha256 is {actual}, MANIFEST says {expected}", member=member)
+
+
+def check_sha256(member: str | None, expected: str, actual: str, *, origin: str | None = None) -> None:
+    """Raise :func:`mismatch_error` unless the digests are equal."""
+    if actual != expected:
+        raise mismatch_error(member, expected, actual, origin=origin)
+
+
+class VerifyingReader(io.RawIOBase):
+    """Passes a stream's bytes through and checks their sha256 when the end is reached: the read
+    that reaches the end raises ``E-MANIFEST-MISMATCH`` instead of returning ``b""``."""
+
+    def __init__(self, raw: IO[bytes], expected: str, member: str, *, origin: str | None = None):
+        super().__init__()
+        self._raw = raw
+        self._expected = expected
+        self._member = member
+        self._origin = origin
+        self._hash = hashlib.sha256()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._raw.read(len(view))
+        n = len(data)
+        view[:n] = data
+        if n:
+            self._hash.update(data)
+        elif not self._done:
+            self._done = True
+            check_sha256(self._member, self._expected, self._hash.hexdigest(), origin=self._origin)
+        return n
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def verified_stream(raw: IO[bytes], expected: str, member: str, *, origin: str | None = None) -> io.BufferedReader:
+    """:class:`VerifyingReader` with a ``CHUNK_SIZE`` buffer (what readers hand out)."""
+    return io.BufferedReader(VerifyingReader(raw, expected, member, origin=origin), buffer_size=CHUNK_SIZE)
+
+
+def copy_with_hashing(
+    src: IO[bytes],
+    dest: IO[bytes] | None,
+    *,
+    max_bytes: int | None = None,
+    on_limit: Callable[[int], BaseException] | None = None,
+    progress: Callable[[int], Any] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> tuple[str, int]:
+    """Copy ``src`` to its end into ``dest`` (None: only hash); returns (sha256 hex, size).
+
+    With ``max_bytes``, copying stops as soon as more bytes arrive, raising ``on_limit(max_bytes)``
+    (``E-LIMIT-MEMBER-SIZE`` by default); ``progress(n)`` is called with each chunk's size."""
+    digest = hashlib.sha256()
+    total = 0
+    while True:
+        chunk = src.read(chunk_size if max_bytes is None else min(chunk_size, max_bytes + 1 - total))
+        if not chunk:
+            return digest.hexdigest(), total
+        total += len(chunk)
+        if max_bytes is not None and total > max_bytes:
+            if on_limit is not None:
+                raise on_limit(max_bytes)
+            raise CartonFormatError("E-LIMIT-MEMBER-SIZE", f"is larger than {max_bytes} bytes")
+        digest.update(chunk)
+        if dest is not None:
+            dest.write(chunk)
+        if progress is not None:
+            progress(len(chunk))
+
+
+def copy_verified(
+    src: IO[bytes],
+    dest: IO[bytes] | None,
+    expected: str,
+    member: str | None,
+    *,
+    origin: str | None = None,
+    max_bytes: int | None = None,
+    on_limit: Callable[[int], BaseException] | None = None,
+    progress: Callable[[int], Any] | None = None,
+) -> int:
+    """:func:`copy_with_hashing`, then :func:`check_sha256`; returns the size copied.  The
+    caller publishes ``dest`` only when this returns."""
+    actual, size = copy_with_hashing(src, dest, max_bytes=max_bytes, on_limit=on_limit, progress=progress)
+    check_sha256(member, expected, actual, origin=origin)
+    return size
+
+
+def hash_stream(src: IO[bytes], *, progress: Callable[[int], Any] | None = None) -> str:
+    """sha256 hex of a stream read to its end."""
+    return copy_with_hashing(src, None, progress=progress)[0]
+
+
+__all__ = [
+    "CHUNK_SIZE",
+    "PARALLEL_MIN",
+    "Crc32",
+    "DigestPair",
+    "VerifyingReader",
+    "check_sha256",
+    "copy_verified",
+    "copy_with_hashing",
+    "hash_stream",
+    "mismatch_error",
+    "sha256_file",
+    "verified_stream",
+]

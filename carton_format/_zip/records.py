@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .errors import CartonFormatError
+from ..errors import CartonFormatError
 
 LOCAL_SIG = 0x04034B50
 CENTRAL_SIG = 0x02014B50

@@ -14,8 +14,8 @@ from typing import Protocol
 
 import zstandard
 
-from .errors import CartonFormatError
-from .zip_records import METHOD_DEFLATE, METHOD_STORED, METHOD_ZSTD
+from ..errors import CartonFormatError
+from .records import METHOD_DEFLATE, METHOD_STORED, METHOD_ZSTD
 
 #: Compressed bytes fed to a decoder per source read.
 INPUT_CHUNK = 1024 * 1024
