@@ -8,15 +8,17 @@ Port code from the original by changing one import::
 
 ``carton_runtime.sync`` has the same functions, blocking.  Data classes are the format layer's
 (``carton_format``); ``LazyLoadedTensor`` / ``LazyLoadedMiscFile`` are the original's async lazy
-values.  Every error is a :class:`CartonError` (and a ``ValueError``) with a stable ``code``.
+values.  Every error is a :class:`CartonError` (``carton_format.CartonError``, also a
+``ValueError``) with a stable ``code`` and ``category``: ``CartonFormatError`` for archive
+problems, ``CartonRuntimeError`` for the runtime's own.
 """
 
-from carton_format import CartonInfo, Example, RunnerInfo, SelfTest, TensorSpec
+from carton_format import CartonFormatError, CartonInfo, Example, RunnerInfo, SelfTest, TensorSpec
 
 from . import sync
-from .api import Carton, get_model_info, load, load_unpacked, pack, shrink
+from .api import AsyncCarton, Carton, get_model_info, load, load_unpacked, pack, shrink
 from .devices import parse_visible_device
-from .errors import RUNTIME_CODES, CartonArchiveError, CartonError, CartonRuntimeError
+from .errors import RUNTIME_CODES, CartonError, CartonRuntimeError
 from .lazy import LazyLoadedMiscFile, LazyLoadedTensor
 from .model import SealHandle
 from .registry import installed_runners, register_runner, select_runner, unregister_runner
@@ -24,9 +26,10 @@ from .selftest import SelfTestResult
 
 __all__ = [
     "RUNTIME_CODES",
+    "AsyncCarton",
     "Carton",
-    "CartonArchiveError",
     "CartonError",
+    "CartonFormatError",
     "CartonInfo",
     "CartonRuntimeError",
     "Example",

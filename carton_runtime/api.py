@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import time
 from typing import Any, Callable
 
@@ -21,9 +22,9 @@ import numpy as np
 import carton_format as cf
 
 from . import sync
-from .lazy import async_info
-from .model import Carton as SyncCarton
-from .model import SealHandle
+from .lazy import ASYNC_LAZY
+from .loader import lazy_values
+from .model import BlockingCarton, SealHandle
 from .selftest import SelfTestResult
 
 
@@ -32,12 +33,12 @@ INLINE_BELOW_S = 0.001
 _UNKNOWN = float("inf")
 
 
-class Carton:
-    """A loaded model (async API).  ``info`` has the original's async lazy values."""
+class AsyncCarton:
+    """A loaded model (async API; ``carton_runtime.Carton``, the original's name).  ``info`` has
+    the original's async lazy values (``await t.get()``); ``sync`` is the same model, blocking."""
 
-    def __init__(self, sync_model: SyncCarton):
+    def __init__(self, sync_model: BlockingCarton):
         self._sync = sync_model
-        self._info: cf.CartonInfo | None = None
         self._recent_s = _UNKNOWN  # moving average of call durations
 
     def _timed(self, fn: Any, arg: Any) -> Any:
@@ -55,15 +56,13 @@ class Carton:
         return await asyncio.get_running_loop().run_in_executor(None, self._timed, fn, arg)
 
     @property
-    def sync(self) -> SyncCarton:
+    def sync(self) -> BlockingCarton:
         """The same model with the blocking API."""
         return self._sync
 
     @property
     def info(self) -> cf.CartonInfo:
-        if self._info is None:
-            self._info = async_info(self._sync.info)
-        return self._info
+        return self._sync.info
 
     @property
     def manifest_sha256(self) -> str | None:
@@ -88,7 +87,7 @@ class Carton:
     def close(self) -> None:
         self._sync.close()
 
-    async def __aenter__(self) -> "Carton":
+    async def __aenter__(self) -> "AsyncCarton":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -100,22 +99,31 @@ class Carton:
 
 def _async_twin(blocking: Callable[..., Any], wrap: Callable[[Any], Any] | None = None) -> Callable[..., Any]:
     """The awaitable twin of a ``carton_runtime.sync`` function: same name, signature (argument
-    names, order and defaults, visible to ``inspect.signature``) and docstring; the work runs on a
-    worker thread, and ``wrap`` adapts the result (a sync model becomes an async ``Carton``)."""
+    names, order and defaults, visible to ``inspect.signature``) and docstring.  The work runs on
+    a worker thread with the original's async lazy classes for metadata (``loader.lazy_values``,
+    set in that thread's copy of the context only); ``wrap`` adapts the result (a blocking model
+    becomes an :class:`AsyncCarton`)."""
+
+    def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        lazy_values.set(ASYNC_LAZY)
+        return blocking(*args, **kwargs)
 
     @functools.wraps(blocking)
     async def twin(*args: Any, **kwargs: Any) -> Any:
-        result = await asyncio.to_thread(blocking, *args, **kwargs)
+        result = await asyncio.to_thread(call, args, kwargs)
         return result if wrap is None else wrap(result)
 
+    signature = inspect.signature(blocking)
+    twin.__signature__ = signature.replace(return_annotation=wrap.__name__) if isinstance(wrap, type) else signature  # type: ignore[attr-defined]
     return twin
 
 
-load = _async_twin(sync.load, Carton)
-get_model_info = _async_twin(sync.get_model_info, async_info)
+Carton = AsyncCarton
+load = _async_twin(sync.load, AsyncCarton)
+get_model_info = _async_twin(sync.get_model_info)
 pack = _async_twin(sync.pack)
-load_unpacked = _async_twin(sync.load_unpacked, Carton)
+load_unpacked = _async_twin(sync.load_unpacked, AsyncCarton)
 shrink = _async_twin(sync.shrink)
 
 
-__all__ = ["Carton", "get_model_info", "load", "load_unpacked", "pack", "shrink"]
+__all__ = ["AsyncCarton", "Carton", "get_model_info", "load", "load_unpacked", "pack", "shrink"]

@@ -45,12 +45,12 @@ def _opt_value(text: str) -> Any:
 
 
 def _default_framework_version() -> str:
-    from .registry import to_semver
-    from .runners.torchscript import _framework_version
+    from .registry import find_runner_by_name, to_semver
 
-    version = _framework_version()
-    if version is None:
+    runner = find_runner_by_name("torchscript")  # usable runners only
+    if runner is None:
         return "*"
+    version = str(runner.framework_version)
     core = to_semver(version).split("+")[0].split("-")[0].split(".")
     return "=" + ".".join(core[:2])
 
@@ -210,7 +210,7 @@ def _wrap(func: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
-        except (CartonError, cf.CartonFormatError) as exc:
+        except CartonError as exc:
             print(f"carton {args.command}: {exc}", file=sys.stderr)
             return EXIT_FAIL
 

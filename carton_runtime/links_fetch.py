@@ -12,7 +12,6 @@ downloaded once however many archives or processes need it.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import os
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 import carton_format as cf
+from carton_format.integrity import copy_verified, copy_with_hashing
 
 from .cache import Cache
 from .errors import CartonError, CartonRuntimeError
@@ -28,7 +28,6 @@ from .http_range import RangeNotSupported, content_length, http_get
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1024 * 1024
 
 try:  # optional
     import brotli  # type: ignore[import-not-found]
@@ -112,28 +111,18 @@ def decoded(response: Any) -> Any:
 
 
 def _copy_verified(url: str, src: Any, dest: IO[bytes], sha256: str, max_bytes: int, member: str | None) -> int:
-    digest = hashlib.sha256()
-    total = 0
+    """The format layer's copy-and-verify, with decoding and transport failures of the body
+    reported as ``E-RUNTIME-HTTP``."""
+
+    def too_large(limit: int) -> cf.CartonFormatError:
+        return cf.CartonFormatError("E-LIMIT-MEMBER-SIZE", f"{url}: decoded content exceeds {limit} bytes", member=member)
+
     try:
-        while True:
-            chunk = src.read(CHUNK)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > max_bytes:
-                raise cf.CartonFormatError("E-LIMIT-MEMBER-SIZE", f"{url}: decoded content exceeds {max_bytes} bytes", member=member)
-            digest.update(chunk)
-            dest.write(chunk)
-    except (cf.CartonFormatError, CartonError):
+        return copy_verified(src, dest, sha256, member, origin=url, max_bytes=max_bytes, on_limit=too_large)
+    except CartonError:
         raise
-    except (OSError, EOFError, zlib.error, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - OSError, EOFError, zlib.error, zstandard.ZstdError, http.client errors
         raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: reading or decoding the body failed: {type(exc).__name__}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - zstandard.ZstdError, http.client errors
-        raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: reading or decoding the body failed: {type(exc).__name__}: {exc}") from None
-    actual = digest.hexdigest()
-    if actual != sha256:
-        raise cf.CartonFormatError("E-MANIFEST-MISMATCH", f"{url}: content has sha256 {actual}, MANIFEST says {sha256}", member=member)
-    return total
 
 
 class LinkFetcher:
@@ -169,11 +158,11 @@ class LinkFetcher:
                             _copy_verified(url, body, dest, sha256, self.limits.max_member_bytes, path)
                     self.downloads += 1
                     return staging.commit(url)
-                except (cf.CartonFormatError, CartonError) as exc:
+                except CartonError as exc:
                     log.warning("LINKS: %s: %s", url, exc)
                     failures.append((url, exc))
             first = failures[0][1]
-            if isinstance(first, cf.CartonFormatError) and first.code in ("E-MANIFEST-MISMATCH", "E-LIMIT-MEMBER-SIZE"):
+            if isinstance(first, CartonError) and first.code in ("E-MANIFEST-MISMATCH", "E-LIMIT-MEMBER-SIZE"):
                 raise first
             detail = "; ".join(f"{getattr(e, 'message', e)}" for _u, e in failures)
             raise cf.CartonFormatError("E-LINKS-FETCH", f"no URL gave the file: {detail}", member=path)
@@ -209,25 +198,18 @@ def download_archive(cache: Cache, url: str, response: Any = None, *, verify: bo
         tmp = Path(tmp_name)
         try:
             expected = content_length(response)
-            digest = hashlib.sha256()
-            total = 0
             with response, os.fdopen(fd, "wb") as out:
                 encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
                 if encoding != "identity":
                     raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: archive sent with Content-Encoding {encoding!r}")
-                while True:
-                    try:
-                        chunk = response.read(CHUNK)
-                    except Exception as exc:  # noqa: BLE001
-                        raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: download failed: {type(exc).__name__}: {exc}") from None
-                    if not chunk:
-                        break
-                    digest.update(chunk)
-                    out.write(chunk)
-                    total += len(chunk)
+                try:
+                    sha, total = copy_with_hashing(response, out)
+                except CartonError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - connection resets, timeouts, IncompleteRead
+                    raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: download failed: {type(exc).__name__}: {exc}") from None
             if expected is not None and total != expected:
                 raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: got {total} bytes, Content-Length said {expected}")
-            sha = digest.hexdigest()
             if verify:
                 with cf.read(tmp, verify_hashes=True):
                     pass

@@ -1,24 +1,33 @@
-"""Loading: source -> archive metadata -> overrides merged -> runner selected -> model loaded.
+"""Loading: location -> archive metadata -> overrides merged -> runner selected -> model loaded.
 
-Blocking functions; ``api`` runs them on a worker thread for the async API.
+Blocking functions; ``api`` runs them on a worker thread for the async API.  The lazy classes
+that metadata uses (``carton_format.LazyTensor`` for the blocking API, the original's
+``LazyLoadedTensor`` for the async one) are the calling API's choice: it sets
+:data:`lazy_values` for the duration of its call (a context variable, so concurrent calls of
+both APIs do not interfere).
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import carton_format as cf
 
 from .cache import Cache
 from .devices import parse_visible_device
-from .errors import CartonRuntimeError, reraise_format_errors
+from .errors import CartonRuntimeError
 from .links_fetch import LinkFetcher
-from .model import Carton
+from .locations import open_location, parse_location
+from .model import BlockingCarton
 from .model_files import ArchiveModelFiles
 from .registry import select_runner
-from .sources import open_source, parse_source
+
+#: The lazy-value classes metadata is built with (set by the async API for its calls).
+lazy_values: contextvars.ContextVar[cf.LazyFactories] = contextvars.ContextVar("carton_lazy_values", default=cf.DEFAULT_LAZY)
 
 log = logging.getLogger(__name__)
 
@@ -69,53 +78,57 @@ def merge_overrides(
     return dataclasses.replace(info, runner=runner)
 
 
-@reraise_format_errors
-def load(
-    url_or_path: Any,
-    visible_device: Any = None,
-    override_runner_name: str | None = None,
-    override_required_framework_version: str | None = None,
-    override_runner_opts: dict[str, Any] | None = None,
-    *,
-    cache: Cache | None = None,
-    limits: cf.Limits = cf.DEFAULT_LIMITS,
-) -> Carton:
-    device = parse_visible_device(visible_device)
-    override_runner_opts = check_runner_opts(override_runner_opts, "override_runner_opts")
-    source = parse_source(url_or_path)
+@dataclass(frozen=True)
+class LoadOptions:
+    """The original's ``load`` arguments after ``url_or_path`` (declared once here)."""
+
+    visible_device: Any = None
+    override_runner_name: str | None = None
+    override_required_framework_version: str | None = None
+    override_runner_opts: dict[str, Any] | None = None
+
+    def merged_info(self, info: cf.CartonInfo) -> cf.CartonInfo:
+        return merge_overrides(info, self.override_runner_name, self.override_required_framework_version, self.override_runner_opts)
+
+
+def load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None = None, limits: cf.Limits = cf.DEFAULT_LIMITS) -> BlockingCarton:
+    """Open, select a runner (before any download: fail fast), fetch what the runner needs
+    (verified) and load it."""
+    device = parse_visible_device(options.visible_device)
+    options = dataclasses.replace(options, override_runner_opts=check_runner_opts(options.override_runner_opts, "override_runner_opts"))
+    location = parse_location(url_or_path)
     cache = cache or Cache()
     fetcher = LinkFetcher(cache, limits)
-    opened = open_source(source, cache=cache, fetcher=fetcher, limits=limits)
+    lazy = lazy_values.get()
+    opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy)
     try:
-        info = merge_overrides(opened.archive.info, override_runner_name, override_required_framework_version, override_runner_opts)
-        runner = select_runner(info.runner)  # before any download: fail fast
+        info = options.merged_info(opened.archive.info)
+        runner = select_runner(info.runner)
         if opened.remote is not None:  # metadata came over range requests: now fetch it all
             opened.close()
-            opened = open_source(source, cache=cache, fetcher=fetcher, limits=limits, download=True)
-            info = merge_overrides(opened.archive.info, override_runner_name, override_required_framework_version, override_runner_opts)
-        files = ArchiveModelFiles(opened.archive, cache=cache, fetcher=fetcher, archive_path=opened.local_path)
+            opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy, download=True)
+            info = options.merged_info(opened.archive.info)
+        files = ArchiveModelFiles(opened.archive, cache=cache, fetcher=fetcher)
         runner_model = runner.load(files, device=device, opts=dict(info.runner.opts or {}))
     except BaseException:
         opened.close()
         raise
-    return Carton(
+    return BlockingCarton(
         info,
         runner_model,
         runner=runner,
         device=getattr(runner_model, "device", device),
         manifest_sha256=opened.archive.manifest_sha256,
-        source=source.location,
+        source=location.location,
     )
 
 
-@reraise_format_errors
 def get_model_info(url_or_path: Any, *, cache: Cache | None = None, limits: cf.Limits = cf.DEFAULT_LIMITS) -> tuple[cf.CartonInfo, str]:
     """(info, manifest sha256); tensors and misc files stay lazy (the archive stays open for them)."""
-    source = parse_source(url_or_path)
+    location = parse_location(url_or_path)
     cache = cache or Cache()
-    opened = open_source(source, cache=cache, fetcher=LinkFetcher(cache, limits), limits=limits)
-    # The archive stays open while the info lives: its lazy tensors and misc files read from it.
+    opened = open_location(location, cache=cache, fetcher=LinkFetcher(cache, limits), limits=limits, lazy=lazy_values.get())
     return opened.archive.info, opened.archive.manifest_sha256
 
 
-__all__ = ["check_runner_opts", "get_model_info", "load", "merge_overrides"]
+__all__ = ["LoadOptions", "check_runner_opts", "get_model_info", "lazy_values", "load", "merge_overrides"]

@@ -1,4 +1,5 @@
-"""A loaded model with the blocking API (``carton_runtime.sync``); the async API wraps it.
+"""A loaded model with the blocking API (``carton_runtime.sync.Carton``); the async API's
+``carton_runtime.Carton`` wraps it.
 
 ``infer`` is the runner model's own method, bound once: the runtime adds no per-call work.
 """
@@ -24,7 +25,7 @@ class SealHandle:
 
     __slots__ = ("id", "_owner")
 
-    def __init__(self, owner: "Carton"):
+    def __init__(self, owner: "BlockingCarton"):
         self.id = next(_handle_ids)
         self._owner = owner
 
@@ -38,7 +39,7 @@ def _guarded(infer: Callable[[dict[str, Any]], dict[str, np.ndarray]]) -> Callab
     def call(inputs: dict[str, Any]) -> dict[str, np.ndarray]:
         try:
             return infer(inputs)
-        except (CartonError, cf.CartonFormatError):
+        except CartonError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise CartonRuntimeError("E-RUNTIME-INFER", f"the runner failed: {type(exc).__name__}: {exc}") from exc
@@ -50,8 +51,8 @@ def _closed(*_args: Any, **_kwargs: Any) -> Any:
     raise CartonRuntimeError("E-RUNTIME-CLOSED", "the model was closed")
 
 
-class Carton:
-    """A loaded model (blocking API).  ``info`` is the CartonInfo with load overrides merged in;
+class BlockingCarton:
+    """A loaded model (blocking API; ``carton_runtime.sync.Carton``).  ``info`` is the CartonInfo with load overrides merged in;
     ``manifest_sha256`` identifies the archive (None for ``load_unpacked``)."""
 
     def __init__(
@@ -136,11 +137,11 @@ class Carton:
     def closed(self) -> bool:
         return self._runner_model is None
 
-    def __enter__(self) -> "Carton":
+    def __enter__(self) -> "BlockingCarton":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-__all__ = ["Carton", "SealHandle"]
+__all__ = ["BlockingCarton", "SealHandle"]

@@ -4,15 +4,16 @@
 disk holding exactly the MANIFEST-listed content:
 
 * cached already (content-addressed by the MANIFEST sha256): that file, nothing to check;
-* a stored member of a local archive: copied into a cache staging file with the kernel's
-  ``copy_file_range`` while a thread hashes the *copy* right behind it
-  (:class:`~carton_runtime.hashing.CopyHasher`), so hashing overlaps copying *and* the runner's
+* a member whose bytes lie uncompressed in a local archive (the source's ``stored_span``): copied
+  into a cache staging file with the kernel's ``copy_file_range`` while a thread hashes the *copy*
+  right behind it (:class:`~carton_runtime.overlapped_verify.CopyHasher`), so hashing overlaps copying *and* the runner's
   parsing, and what is hashed is exactly what the runner reads and the cache keeps; the
   ``with`` block's exit waits for the hash, publishes the file in the cache, or raises
   ``E-MANIFEST-MISMATCH`` (the runner discards what it loaded);
 * a compressed member: decoded through the format layer's verifying stream into the cache;
-* a file of an unpacked directory: used in place, hashed while the runner reads it
-  (:class:`~carton_runtime.hashing.RangeHasher`).  Nothing from a directory is cached, so a
+* a member that is a whole local file (``stored_span().whole_file``: a file of an unpacked
+  directory): used in place, hashed while the runner reads it
+  (:class:`~carton_runtime.overlapped_verify.RangeHasher`).  Nothing from a directory is cached, so a
   change made to the file during the load can affect that load and nothing after it;
 * a linked file (LINKS): fetched, decoded and verified into the cache before use.
 
@@ -42,68 +43,30 @@ import contextlib
 import logging
 import os
 import shutil
-import struct
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
 import carton_format as cf
+from carton_format.integrity import CHUNK_SIZE
 
 from .cache import Cache, Staging
-from .dirsource import DirReader
 from .errors import CartonRuntimeError
-from .hashing import CopyHasher, RangeHasher
 from .links_fetch import LinkFetcher
+from .overlapped_verify import CopyHasher, RangeHasher, verified_on_exit
 
 log = logging.getLogger(__name__)
 
 MODEL_PREFIX = "model/"
-LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")
-LOCAL_SIG = 0x04034B50
-
-
-def _mismatch(member: str, expected: str, actual: str) -> cf.CartonFormatError:
-    return cf.CartonFormatError("E-MANIFEST-MISMATCH", f"sha256 is {actual}, MANIFEST says {expected}", member=member)
-
-
-def _check(member: str, expected: str, actual: str) -> None:
-    if actual != expected:
-        raise _mismatch(member, expected, actual)
-
-
-@contextlib.contextmanager
-def _verified(member: str, expected: str, hasher: RangeHasher | CopyHasher) -> Iterator[None]:
-    """The runner's ``with local_file(...)`` block runs while ``hasher`` is still hashing the
-    bytes it reads; on exit the hash must match MANIFEST (``E-MANIFEST-MISMATCH`` otherwise,
-    and the caller publishes nothing).  When the runner itself failed, the hash is awaited too:
-    bytes that differ from MANIFEST are the cause worth reporting (a tampered TorchScript file
-    usually makes torch fail to parse before the hash is done), so the mismatch is raised, with
-    the runner's error chained; matching bytes re-raise the runner's error unchanged."""
-    try:
-        yield
-    except Exception as exc:
-        actual = hasher.result()
-        if actual != expected:
-            raise _mismatch(member, expected, actual) from exc
-        raise
-    _check(member, expected, hasher.result())
 
 
 class ArchiveModelFiles:
-    """``ModelFiles`` over an opened archive (zip file or unpacked directory)."""
+    """``ModelFiles`` over an opened archive, whatever its source (zip file, directory, remote)."""
 
-    def __init__(
-        self,
-        archive: cf.CartonArchive,
-        *,
-        cache: Cache,
-        fetcher: LinkFetcher | None,
-        archive_path: Path | None = None,
-    ):
+    def __init__(self, archive: cf.CartonArchive, *, cache: Cache, fetcher: LinkFetcher | None):
         self.archive = archive
         self.cache = cache
         self.fetcher = fetcher
-        self.archive_path = archive_path  # the local zip file, when there is one
         self._manifest = archive.manifest
 
     # -- listing and streams ------------------------------------------------------------------
@@ -133,6 +96,17 @@ class ArchiveModelFiles:
 
     # -- local files ----------------------------------------------------------------------------
 
+    def _span(self, member: str) -> cf.StoredSpan | None:
+        """Where the member's bytes lie uncompressed on local disk (None: linked, compressed,
+        remote); a source that cannot say (a broken symlink member) gives None, and the verified
+        stream path then reports the problem."""
+        if self.archive.source.member(member) is None:
+            return None
+        try:
+            return self.archive.source.stored_span(member)
+        except cf.CartonFormatError:
+            return None
+
     @contextlib.contextmanager
     def local_file(self, name: str) -> Iterator[Path]:
         member = self._member(name)
@@ -141,13 +115,11 @@ class ArchiveModelFiles:
         if hit is not None:
             yield hit
             return
-        zip_reader = self.archive.zip
-        if isinstance(zip_reader, DirReader):
-            path = zip_reader.file_path(member) if zip_reader.get(member) else None
-            if path is not None:
-                with _verified(member, sha, RangeHasher(path, 0, path.stat().st_size)):
-                    yield path
-                return
+        span = self._span(member)
+        if span is not None and span.whole_file:  # used in place, hashed while the runner reads it
+            with verified_on_exit(member, sha, RangeHasher(span.path, span.offset, span.length)):
+                yield span.path
+            return
         urls = self.archive.linked_urls(member)
         if urls:
             if self.fetcher is None:
@@ -167,12 +139,10 @@ class ArchiveModelFiles:
             if isinstance(staging, Path):  # another process produced it meanwhile
                 yield staging
                 return
-            span = self._stored_span(member)
             if span is not None:
-                offset, length = span
-                hasher = CopyHasher(self.archive_path, offset, length, staging.path)  # type: ignore[arg-type]
+                hasher = CopyHasher(span.path, span.offset, span.length, staging.path)
                 hasher.copy()  # returns with the hash of the copy's last bytes under way
-                with _verified(member, sha, hasher):
+                with verified_on_exit(member, sha, hasher):
                     yield staging.path
                 staging.commit()
             else:
@@ -186,39 +156,16 @@ class ArchiveModelFiles:
             staging_cm.__exit__(*exc_info)
 
     def _extract_stream(self, member: str, staging: Staging) -> None:
-        with self.archive.open(member) as src, open(staging.path, "wb") as dest:
-            shutil.copyfileobj(src, dest, 4 * 1024 * 1024)
+        with self.archive.open(member) as src, open(staging.path, "wb") as dest:  # verified at EOF
+            shutil.copyfileobj(src, dest, CHUNK_SIZE)
 
     @contextlib.contextmanager
     def _private_copy(self, member: str) -> Iterator[Path]:
         with tempfile.TemporaryDirectory(prefix="carton-model-") as tmp:
             path = Path(tmp) / Path(member).name
-            with self.archive.open(member) as src, open(path, "wb") as dest:
-                shutil.copyfileobj(src, dest, 4 * 1024 * 1024)
+            with self.archive.open(member) as src, open(path, "wb") as dest:  # verified at EOF
+                shutil.copyfileobj(src, dest, CHUNK_SIZE)
             yield path
-
-    def _stored_span(self, member: str) -> tuple[int, int] | None:
-        """(offset, length) of a stored member's bytes in the local archive file, else None."""
-        if self.archive_path is None:
-            return None
-        zip_reader = self.archive.zip
-        try:
-            entry = zip_reader.get(zip_reader.resolve_symlink(member))
-        except cf.CartonFormatError:
-            return None
-        if entry is None or entry.method != 0 or entry.compressed_size != entry.uncompressed_size:
-            return None
-        try:
-            with open(self.archive_path, "rb") as fh:
-                header = os.pread(fh.fileno(), LOCAL_HEADER.size, entry.header_offset)
-        except OSError:
-            return None
-        if len(header) != LOCAL_HEADER.size:
-            return None
-        fields = LOCAL_HEADER.unpack(header)
-        if fields[0] != LOCAL_SIG or fields[9] != len(entry.raw_name):
-            return None
-        return entry.header_offset + LOCAL_HEADER.size + fields[9] + fields[10], entry.uncompressed_size
 
 
 class InMemoryModelFiles:

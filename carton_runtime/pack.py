@@ -1,27 +1,34 @@
 """Packing (``pack``), loading without packing (``load_unpacked``) and ``shrink``.
 
-Argument names and order follow the original Python API.  ``pack`` asks the named runner (if
-one is installed) how a user's path becomes the ``model/`` directory (TorchScript: the file
-becomes ``model/model.pt``) and which ``runner_compat_version`` to record, then writes the
-archive with ``carton_format.write``; the framework version need not match the installed one
-(a warning says the model will then need ``override_required_framework_version`` here).
+The original's long argument list (runner, metadata, self tests, examples, misc and linked
+files) is declared once, as :class:`PackArgs`; ``pack`` and ``load_unpacked`` get their public
+signatures (the original's names, order and defaults, as ``inspect.signature`` shows them) from
+it.  ``pack`` asks the named runner (if one is installed) how a user's path becomes the
+``model/`` directory (TorchScript: the file becomes ``model/model.pt``) and which
+``runner_compat_version`` to record, then writes the archive with ``carton_format.write``; the
+framework version need not match the installed one (a warning says the model will then need
+``override_required_framework_version`` here).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import logging
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import carton_format as cf
 
 from .devices import parse_visible_device
-from .errors import CartonRuntimeError, reraise_format_errors
-from .loader import check_runner_opts
-from .model import Carton
+from .errors import CartonRuntimeError
+from .loader import check_runner_opts, lazy_values
+from .model import BlockingCarton
 from .model_files import InMemoryModelFiles
 from .registry import find_runner_by_name, select_runner, to_semver
 from .runners.base import pack_model_dir
@@ -29,69 +36,103 @@ from .runners.base import pack_model_dir
 log = logging.getLogger(__name__)
 
 
-def _unwrap(value: Any) -> Any:
-    """Async lazy wrappers -> the format layer's lazy values (which cf.write accepts)."""
-    inner = getattr(value, "_inner", None)
-    return inner if inner is not None else value
+@dataclass
+class PackArgs:
+    """The original's ``pack`` / ``load_unpacked`` arguments after ``path``, in its order."""
+
+    runner_name: str
+    required_framework_version: str
+    runner_compat_version: int | None = None
+    runner_opts: dict[str, Any] | None = None
+    model_name: str | None = None
+    short_description: str | None = None
+    model_description: str | None = None
+    license: str | None = None  # noqa: A003 - the original's argument name
+    repository: str | None = None
+    homepage: str | None = None
+    required_platforms: list[str] | None = None
+    inputs: list[cf.TensorSpec] | None = None
+    outputs: list[cf.TensorSpec] | None = None
+    self_tests: list[cf.SelfTest] | None = None
+    examples: list[cf.Example] | None = None
+    misc_files: dict[str, Any] | None = None
+    linked_files: dict[str, list[str]] | None = None
+
+    def to_info(self, lazy: cf.LazyFactories | None = None) -> cf.CartonInfo:
+        """The CartonInfo these arguments describe; with ``lazy``, in-memory tensors and misc
+        files become lazy values of that family (what a loaded model's ``info`` holds)."""
+        if not isinstance(self.runner_name, str) or not self.runner_name:
+            raise CartonRuntimeError("E-RUNTIME-ARG", "runner_name must be a non-empty str")
+        if not isinstance(self.required_framework_version, str):
+            raise CartonRuntimeError("E-RUNTIME-ARG", "required_framework_version must be a str")
+        try:
+            required = str(cf.VersionReq.parse(self.required_framework_version))
+        except cf.CartonFormatError as exc:
+            raise cf.CartonFormatError(
+                "E-VERSIONREQ-INVALID", f"Invalid `required_framework_version`: {exc.message}", key="required_framework_version"
+            ) from None
+
+        def values(mapping: dict[str, Any] | None) -> dict[str, Any] | None:
+            if mapping is None or lazy is None or not isinstance(mapping, dict):
+                return mapping
+            return {k: lazy.wrap(v) for k, v in mapping.items()}
+
+        tests = None
+        if self.self_tests is not None:
+            tests = [dataclasses.replace(t, inputs=values(t.inputs), expected_out=values(t.expected_out)) for t in self.self_tests]
+        examples = None
+        if self.examples is not None:
+            examples = [dataclasses.replace(e, inputs=values(e.inputs), sample_out=values(e.sample_out)) for e in self.examples]
+        return cf.CartonInfo(
+            runner=cf.RunnerInfo(self.runner_name, required, self.runner_compat_version, check_runner_opts(self.runner_opts, "runner_opts")),
+            model_name=self.model_name,
+            short_description=self.short_description,
+            model_description=self.model_description,
+            license=self.license,
+            repository=self.repository,
+            homepage=self.homepage,
+            required_platforms=list(self.required_platforms) if self.required_platforms is not None else None,
+            inputs=list(self.inputs) if self.inputs is not None else None,
+            outputs=list(self.outputs) if self.outputs is not None else None,
+            self_tests=tests,
+            examples=examples,
+            misc_files=values(self.misc_files),
+        )
 
 
-def _unwrap_map(values: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if values is None else {k: _unwrap(v) for k, v in values.items()}
+_P = inspect.Parameter
 
 
-def build_info(
-    runner_name: str,
-    required_framework_version: str,
-    runner_compat_version: int | None = None,
-    runner_opts: dict[str, Any] | None = None,
-    model_name: str | None = None,
-    short_description: str | None = None,
-    model_description: str | None = None,
-    license: str | None = None,  # noqa: A002 - the original's argument name
-    repository: str | None = None,
-    homepage: str | None = None,
-    required_platforms: list[str] | None = None,
-    inputs: list[cf.TensorSpec] | None = None,
-    outputs: list[cf.TensorSpec] | None = None,
-    self_tests: list[cf.SelfTest] | None = None,
-    examples: list[cf.Example] | None = None,
-    misc_files: dict[str, Any] | None = None,
-) -> cf.CartonInfo:
-    if not isinstance(runner_name, str) or not runner_name:
-        raise CartonRuntimeError("E-RUNTIME-ARG", "runner_name must be a non-empty str")
-    if not isinstance(required_framework_version, str):
-        raise CartonRuntimeError("E-RUNTIME-ARG", "required_framework_version must be a str")
-    try:
-        required = str(cf.VersionReq.parse(required_framework_version))
-    except cf.CartonFormatError as exc:
-        raise cf.CartonFormatError("E-VERSIONREQ-INVALID", f"Invalid `required_framework_version`: {exc.message}", key="required_framework_version") from None
-    tests = None
-    if self_tests is not None:
-        tests = [
-            cf.SelfTest(inputs=_unwrap_map(t.inputs), name=t.name, description=t.description, expected_out=_unwrap_map(t.expected_out))  # type: ignore[arg-type]
-            for t in self_tests
-        ]
-    examples_out = None
-    if examples is not None:
-        examples_out = [
-            cf.Example(inputs=_unwrap_map(e.inputs), sample_out=_unwrap_map(e.sample_out), name=e.name, description=e.description)  # type: ignore[arg-type]
-            for e in examples
-        ]
-    return cf.CartonInfo(
-        runner=cf.RunnerInfo(runner_name, required, runner_compat_version, check_runner_opts(runner_opts, "runner_opts")),
-        model_name=model_name,
-        short_description=short_description,
-        model_description=model_description,
-        license=license,
-        repository=repository,
-        homepage=homepage,
-        required_platforms=list(required_platforms) if required_platforms is not None else None,
-        inputs=list(inputs) if inputs is not None else None,
-        outputs=list(outputs) if outputs is not None else None,
-        self_tests=tests,
-        examples=examples_out,
-        misc_files=_unwrap_map(misc_files),
-    )
+def _takes_pack_args(
+    *, before_linked_files: tuple[tuple[str, Any], ...] = (), keyword_only: tuple[tuple[str, Any], ...] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give ``impl(path, args: PackArgs, **extra)`` the public signature ``(path, <PackArgs
+    fields>, ...)``: ``before_linked_files`` are extra positional parameters placed before
+    ``linked_files`` (where the original puts ``visible_device``), ``keyword_only`` come last."""
+    params = [_P("path", _P.POSITIONAL_OR_KEYWORD)]
+    for f in dataclasses.fields(PackArgs):
+        if f.name == "linked_files":
+            params += [_P(name, _P.POSITIONAL_OR_KEYWORD, default=default) for name, default in before_linked_files]
+        default = _P.empty if f.default is dataclasses.MISSING else f.default
+        params.append(_P(f.name, _P.POSITIONAL_OR_KEYWORD, default=default))
+    params += [_P(name, _P.KEYWORD_ONLY, default=default) for name, default in keyword_only]
+    signature = inspect.Signature(params)
+    field_names = [f.name for f in dataclasses.fields(PackArgs)]
+
+    def decorate(impl: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(impl)
+        def public(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)  # a TypeError for a bad call, as for any function
+            bound.apply_defaults()
+            values = dict(bound.arguments)
+            path = values.pop("path")
+            pack_args = PackArgs(**{name: values.pop(name) for name in field_names})
+            return impl(path, pack_args, **values)
+
+        public.__signature__ = signature  # type: ignore[attr-defined]
+        return public
+
+    return decorate
 
 
 def _runner_for_pack(info: cf.CartonInfo) -> Any:
@@ -116,50 +157,28 @@ def _runner_for_pack(info: cf.CartonInfo) -> Any:
     return runner
 
 
-@reraise_format_errors
-def pack(
-    path: Any,
-    runner_name: str,
-    required_framework_version: str,
-    runner_compat_version: int | None = None,
-    runner_opts: dict[str, Any] | None = None,
-    model_name: str | None = None,
-    short_description: str | None = None,
-    model_description: str | None = None,
-    license: str | None = None,  # noqa: A002
-    repository: str | None = None,
-    homepage: str | None = None,
-    required_platforms: list[str] | None = None,
-    inputs: list[cf.TensorSpec] | None = None,
-    outputs: list[cf.TensorSpec] | None = None,
-    self_tests: list[cf.SelfTest] | None = None,
-    examples: list[cf.Example] | None = None,
-    misc_files: dict[str, Any] | None = None,
-    linked_files: dict[str, list[str]] | None = None,
-    *,
-    output_path: Any = None,
-    compression: str = "stored",
-    overwrite: bool = False,
-) -> str:
+def _temporary_output(prefix: str) -> Path:
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".carton")
+    os.close(fd)
+    return Path(name)
+
+
+@_takes_pack_args(keyword_only=(("output_path", None), ("compression", "stored"), ("overwrite", False)))
+def pack(path: Any, args: PackArgs, *, output_path: Any, compression: str, overwrite: bool) -> str:
     """Pack ``path`` into a .carton; returns its path (a new temporary file unless ``output_path``)."""
-    info = build_info(
-        runner_name, required_framework_version, runner_compat_version, runner_opts, model_name, short_description,
-        model_description, license, repository, homepage, required_platforms, inputs, outputs, self_tests, examples, misc_files,
-    )
+    info = args.to_info()
     runner = _runner_for_pack(info)
     if runner is not None and info.runner.runner_compat_version is None:
         info.runner.runner_compat_version = runner.runner_compat_version
     source = Path(os.fspath(path))
     if output_path is None:
-        fd, tmp_name = tempfile.mkstemp(prefix="carton-", suffix=".carton")
-        os.close(fd)
-        target, overwrite = Path(tmp_name), True
+        target, overwrite = _temporary_output("carton-"), True
     else:
         target = Path(os.fspath(output_path))
     with tempfile.TemporaryDirectory(prefix="carton-pack-") as work:
         model_dir = pack_model_dir(runner, source, Path(work)) if runner is not None else _plain_dir(source)
         try:
-            cf.write(target, info, model_dir=model_dir, compression=compression, linked_files=linked_files, overwrite=overwrite)
+            cf.write(target, info, model_dir=model_dir, compression=compression, linked_files=args.linked_files, overwrite=overwrite)
         except BaseException:
             if output_path is None:
                 target.unlink(missing_ok=True)
@@ -173,37 +192,14 @@ def _plain_dir(path: Path) -> Path:
     return path
 
 
-@reraise_format_errors
-def load_unpacked(
-    path: Any,
-    runner_name: str,
-    required_framework_version: str,
-    runner_compat_version: int | None = None,
-    runner_opts: dict[str, Any] | None = None,
-    model_name: str | None = None,
-    short_description: str | None = None,
-    model_description: str | None = None,
-    license: str | None = None,  # noqa: A002
-    repository: str | None = None,
-    homepage: str | None = None,
-    required_platforms: list[str] | None = None,
-    inputs: list[cf.TensorSpec] | None = None,
-    outputs: list[cf.TensorSpec] | None = None,
-    self_tests: list[cf.SelfTest] | None = None,
-    examples: list[cf.Example] | None = None,
-    misc_files: dict[str, Any] | None = None,
-    visible_device: Any = None,
-    linked_files: dict[str, list[str]] | None = None,
-) -> Carton:
+@_takes_pack_args(before_linked_files=(("visible_device", None),))
+def load_unpacked(path: Any, args: PackArgs, *, visible_device: Any) -> BlockingCarton:
     """Load a model from its unpacked form (what ``pack`` would pack), without writing an archive.
 
     Self tests, examples and misc files stay in memory; ``manifest_sha256`` is None."""
     device = parse_visible_device(visible_device)
-    info = build_info(
-        runner_name, required_framework_version, runner_compat_version, runner_opts, model_name, short_description,
-        model_description, license, repository, homepage, required_platforms, inputs, outputs, self_tests, examples, misc_files,
-    )
-    if linked_files:
+    info = args.to_info(lazy_values.get())
+    if args.linked_files:
         log.info("load_unpacked: linked_files only matter when packing; ignored")
     runner = select_runner(info.runner)
     if info.runner.runner_compat_version is None:
@@ -215,64 +211,27 @@ def load_unpacked(
     except BaseException:
         work.cleanup()
         raise
-    return Carton(
+    return BlockingCarton(
         info, runner_model, runner=runner, device=getattr(runner_model, "device", device), source=str(path), on_close=work.cleanup
     )
 
 
-@reraise_format_errors
 def shrink(path: Any, urls: dict[str, list[str]], *, output_path: Any = None) -> str:
     """A copy of the archive whose model files listed in ``urls`` (sha256 -> URLs) are left out
     of the zip and recorded in LINKS; MANIFEST (so the manifest hash) is unchanged.  Existing
-    LINKS entries are kept and the new URLs appended.  Returns the new archive's path."""
-    from carton_format.links import Links, links_to_document
-    from carton_format.toml_io import dump_toml
-    from carton_format.zip_writer import ZipWriter
-
-    if not isinstance(urls, dict):
-        raise CartonRuntimeError("E-RUNTIME-ARG", "urls must be a dict of sha256 -> list of URLs")
-    src = Path(os.fspath(path))
-    with cf.read(src, verify_hashes=False) as archive:
-        merged: dict[str, list[str]] = {k: list(v) for k, v in (archive.links.urls if archive.links else {}).items()}
-        for sha, url_list in urls.items():
-            if isinstance(url_list, str) or not isinstance(url_list, (list, tuple)):
-                raise CartonRuntimeError("E-RUNTIME-ARG", f"urls[{sha!r}] must be a list of URLs")
-            merged.setdefault(sha, [])
-            merged[sha].extend(u for u in url_list if u not in merged[sha])
-        links_bytes = dump_toml(links_to_document(Links(merged)))
-        manifest = archive.manifest
-        drop = {p for p, sha in manifest.items() if p.startswith("model/") and sha in merged}
-        for p, sha in manifest.items():
-            if sha in urls and p not in drop:
-                log.warning("shrink: %s is not under model/, so it stays in the zip", p)
+    LINKS entries are kept and the new URLs appended.  Returns the new archive's path (a new
+    temporary file unless ``output_path``, which must not exist)."""
+    if output_path is None:
+        target, overwrite = _temporary_output("carton-shrunk-"), True
+    else:
+        target, overwrite = Path(os.fspath(output_path)), False
+    try:
+        cf.shrink(os.fspath(path) if isinstance(path, os.PathLike) else path, target, urls, overwrite=overwrite)
+    except BaseException:
         if output_path is None:
-            fd, tmp_name = tempfile.mkstemp(prefix="carton-shrunk-", suffix=".carton")
-            os.close(fd)
-            target = Path(tmp_name)
-        else:
-            target = Path(os.fspath(output_path))
-        zip_reader = archive.zip
-        try:
-            with open(target, "wb") as fh:
-                writer = ZipWriter(fh)
-                for entry in zip_reader.entries:
-                    if entry.is_dir or entry.name in ("MANIFEST", "LINKS") or entry.name in drop:
-                        continue
-                    if entry.is_symlink:
-                        with zip_reader.open(entry) as link:
-                            writer.add_symlink(entry.name, link.read().decode("utf-8"))
-                        continue
-                    with archive.open(entry.name) as stream:  # hash-verified while copied
-                        writer.add_stream(entry.name, stream, method=entry.method, size_hint=entry.uncompressed_size)
-                writer.add_bytes("MANIFEST", archive.manifest_info.raw, method=0)
-                writer.add_bytes("LINKS", links_bytes, method=0)
-                writer.close()
-        except BaseException:
             target.unlink(missing_ok=True)
-            raise
-    with cf.read(target, verify_hashes=True):
-        pass
+        raise
     return str(target)
 
 
-__all__ = ["build_info", "load_unpacked", "pack", "shrink"]
+__all__ = ["PackArgs", "load_unpacked", "pack", "shrink"]

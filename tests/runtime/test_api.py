@@ -182,7 +182,7 @@ def test_pack_errors(tmp_path: Path) -> None:
     assert err.value.code == "E-RUNTIME-ARG"
     out = tmp_path / "exists.carton"
     out.write_bytes(b"x")
-    with pytest.raises(carton.CartonArchiveError) as err:
+    with pytest.raises(carton.CartonFormatError) as err:
         carton_sync.pack(ORIGINAL_MODEL, "torchscript", "*", output_path=out)
     assert err.value.code == "E-OUTPUT-EXISTS" and isinstance(err.value, cf.CartonFormatError)
     with pytest.warns(RuntimeWarning, match="override_required_framework_version"):
@@ -216,7 +216,7 @@ def test_source_errors(tmp_path: Path) -> None:
         assert err.value.code == code, source
     not_zip = tmp_path / "not.carton"
     not_zip.write_bytes(b"hello world, definitely not a zip archive")
-    with pytest.raises(carton.CartonArchiveError) as err:
+    with pytest.raises(carton.CartonFormatError) as err:
         carton_sync.get_model_info(not_zip)
     assert err.value.code == "E-ZIP-NOT-ZIP"
     empty_dir = tmp_path / "empty"

@@ -63,7 +63,7 @@ def _corrupt_model(packed: Path, out: Path) -> Path:
 
 def test_corrupted_model_is_refused_and_not_cached(packed: Path, tmp_path: Path, cache_dir: Path) -> None:
     bad = _corrupt_model(packed, tmp_path / "bad.carton")
-    with pytest.raises(carton.CartonArchiveError) as err:
+    with pytest.raises(carton.CartonFormatError) as err:
         carton_sync.load(bad)
     assert err.value.code == "E-MANIFEST-MISMATCH" and err.value.member == "model/model.pt"
     assert not (cache_dir / "files" / MODEL_SHA).exists()
@@ -78,11 +78,11 @@ def test_corrupted_unpacked_directory(packed: Path, tmp_path: Path) -> None:
     data = bytearray(ORIGINAL_MODEL.read_bytes())
     data[len(data) // 2] ^= 0xFF
     (root / "model" / "model.pt").write_bytes(bytes(data))
-    with pytest.raises(carton.CartonArchiveError) as err:
+    with pytest.raises(carton.CartonFormatError) as err:
         carton_sync.load(root)
     assert err.value.code == "E-MANIFEST-MISMATCH"
     (root / "stray.txt").write_text("not in MANIFEST")
-    with pytest.raises(carton.CartonArchiveError) as err:
+    with pytest.raises(carton.CartonFormatError) as err:
         carton_sync.get_model_info(root)
     assert err.value.code == "E-MANIFEST-UNLISTED"
 
@@ -102,7 +102,7 @@ def test_unparseable_tampered_model_is_reported_as_a_mismatch(packed: Path, tmp_
     bad = tmp_path / "bad.carton"
     bad.write_bytes(packed.read_bytes())
     _flip_model_byte(bad, 0)
-    with pytest.raises(carton.CartonArchiveError) as err:
+    with pytest.raises(carton.CartonFormatError) as err:
         carton_sync.load(bad)
     assert err.value.code == "E-MANIFEST-MISMATCH" and err.value.member == "model/model.pt"
     assert isinstance(err.value.__cause__, carton.CartonRuntimeError) and err.value.__cause__.code == "E-RUNTIME-RUNNER"
@@ -113,7 +113,7 @@ def test_unparseable_tampered_model_is_reported_as_a_mismatch(packed: Path, tmp_
         z.extractall(root)
     model = root / "model" / "model.pt"
     model.write_bytes(bytes([model.read_bytes()[0] ^ 0xFF]) + model.read_bytes()[1:])
-    with pytest.raises(carton.CartonArchiveError) as err:
+    with pytest.raises(carton.CartonFormatError) as err:
         carton_sync.load(root)
     assert err.value.code == "E-MANIFEST-MISMATCH"
 
@@ -123,7 +123,7 @@ def test_archive_changed_during_a_cold_load_is_refused_and_not_cached(
 ) -> None:
     """The hash covers the bytes copied into the cache, not the archive: a writer that changes
     the archive in the middle of the copy cannot get unchecked bytes into the cache."""
-    from carton_runtime import hashing
+    from carton_runtime import overlapped_verify as hashing
 
     archive = tmp_path / "m.carton"
     archive.write_bytes(packed.read_bytes())
@@ -138,7 +138,7 @@ def test_archive_changed_during_a_cold_load_is_refused_and_not_cached(
             _flip_model_byte(archive, 1500)
 
     monkeypatch.setattr(hashing.CopyHasher, "_progress", progress_then_tamper)
-    with pytest.raises(carton.CartonArchiveError) as err:
+    with pytest.raises(carton.CartonFormatError) as err:
         carton_sync.load(archive)
     assert tampered == [512]
     assert err.value.code == "E-MANIFEST-MISMATCH"
@@ -160,7 +160,7 @@ def test_archive_tampered_after_a_load_never_reaches_the_runner(packed: Path, tm
     check_outputs(carton_sync.load(archive).infer(INPUTS))  # the verified cached copy
     assert sha256_file(cache_dir / "files" / MODEL_SHA / "file") == MODEL_SHA
     Cache(cache_dir).clear()
-    with pytest.raises(carton.CartonArchiveError) as err:
+    with pytest.raises(carton.CartonFormatError) as err:
         carton_sync.load(archive)
     assert err.value.code == "E-MANIFEST-MISMATCH"
     assert not (cache_dir / "files" / MODEL_SHA).exists()

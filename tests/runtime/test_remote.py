@@ -186,12 +186,12 @@ def test_links_failures_report_the_first_url(server: Server, linked: tuple[Path,
     tmp_path, _good = linked
     server.add("files/wrong.pt", b"other content")
     path = pack_original(tmp_path / "wrong.carton", linked_files={MODEL_SHA: [server.url("files/wrong.pt"), server.url("status/404")]})
-    with pytest.raises(carton.CartonArchiveError) as err:
+    with pytest.raises(carton.CartonFormatError) as err:
         carton_sync.load(path)
     assert err.value.code == "E-MANIFEST-MISMATCH"
     assert not list((cache_dir / "files").glob("*/file"))  # nothing unverified was cached
     path = pack_original(tmp_path / "dead.carton", linked_files={MODEL_SHA: [server.url("status/404"), server.url("files/wrong.pt")]})
-    with pytest.raises(carton.CartonArchiveError, match="404") as err:
+    with pytest.raises(carton.CartonFormatError, match="404") as err:
         carton_sync.load(path)
     assert err.value.code == "E-LINKS-FETCH"
 

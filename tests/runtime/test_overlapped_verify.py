@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from carton_runtime import hashing
+from carton_runtime import overlapped_verify as hashing
 from carton_runtime.errors import CartonRuntimeError
-from carton_runtime.hashing import CopyHasher, RangeHasher
+from carton_runtime.overlapped_verify import CopyHasher, RangeHasher
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
-"""sha256 on a helper thread, overlapped with the work that needs the bytes (cold loads).
+"""Verification overlapped with loading: sha256 on a helper thread while the runner reads.
+
+Builds on ``carton_format.integrity`` (the mismatch error, chunk sizes); what this module adds
+is the threading that lets a cold load cost about max(hash, load) instead of hash + load.
 
 Two shapes, both hashing with ``hashlib`` (OpenSSL, which releases the GIL for the whole call):
 
@@ -27,18 +30,21 @@ the bytes that end up in the cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import os
 import threading
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
+
+from carton_format.integrity import CHUNK_SIZE, PARALLEL_MIN, check_sha256, mismatch_error
 
 from .errors import CartonRuntimeError
 
-COPY_CHUNK = 8 * 1024 * 1024  # the copy publishes its progress to the hasher this often
-READ_CHUNK = 256 * 1024  # the hasher reads the copy in pieces this big while the copy runs
-BOUNCE_CHUNK = 8 * 1024 * 1024  # read/write fallback where copy_file_range cannot be used
+COPY_CHUNK = 2 * CHUNK_SIZE  # the copy publishes its progress to the hasher this often
+READ_CHUNK = PARALLEL_MIN  # the hasher reads the copy in pieces this big while the copy runs
+BOUNCE_CHUNK = 2 * CHUNK_SIZE  # read/write fallback where copy_file_range cannot be used
 
 
 class _Background:
@@ -199,4 +205,25 @@ class CopyHasher(_Background):
             self._cond.notify()
 
 
-__all__ = ["COPY_CHUNK", "CopyHasher", "RangeHasher"]
+Hasher = RangeHasher | CopyHasher
+
+
+@contextlib.contextmanager
+def verified_on_exit(member: str, expected: str, hasher: Hasher) -> Iterator[None]:
+    """The ``with`` block (the runner loading the bytes) runs while ``hasher`` is still hashing
+    them; on exit the hash must match MANIFEST (``E-MANIFEST-MISMATCH`` otherwise, and the caller
+    publishes nothing).  When the runner itself failed, the hash is awaited too: bytes that
+    differ from MANIFEST are the cause worth reporting (a tampered TorchScript file usually makes
+    torch fail to parse before the hash is done), so the mismatch is raised with the runner's
+    error chained; matching bytes re-raise the runner's error unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        actual = hasher.result()
+        if actual != expected:
+            raise mismatch_error(member, expected, actual) from exc
+        raise
+    check_sha256(member, expected, hasher.result())
+
+
+__all__ = ["COPY_CHUNK", "CopyHasher", "RangeHasher", "verified_on_exit"]

@@ -1,5 +1,9 @@
 """Where a carton comes from: a ``.carton`` file, an unpacked directory, ``file://`` or ``http(s)://``.
 
+:func:`parse_location` classifies what the user passed; :func:`open_location` turns it into an
+open ``carton_format.CartonArchive`` (through the format layer's archive sources: a local zip or
+directory, or a remote zip read through :class:`~carton_runtime.http_range.HttpRangeFile`).
+
 Unlike the original (which treated ``file://`` URLs as paths and failed, and panicked on other
 schemes), ``file://`` URLs are supported and any other scheme is a clear ``E-RUNTIME-SOURCE``.
 Remote archives are read lazily with range requests for metadata (``get_model_info`` and the
@@ -21,7 +25,6 @@ from urllib.request import url2pathname
 import carton_format as cf
 
 from .cache import Cache
-from .dirsource import read_dir
 from .errors import CartonRuntimeError
 from .http_range import HttpRangeFile, RangeNotSupported
 from .links_fetch import LinkFetcher, download_archive
@@ -30,8 +33,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Source:
-    kind: str  # "file", "dir" or "http"
+class Location:
+    """What the user named: ``kind`` is "file", "dir" or "http"."""
+
+    kind: str
     location: str  # the path, or the URL
     path: Path | None = None
 
@@ -40,7 +45,7 @@ class Source:
         return self.kind == "http"
 
 
-def parse_source(url_or_path: Any) -> Source:
+def parse_location(url_or_path: Any) -> Location:
     """Classify ``url_or_path`` (no I/O besides a stat for local paths)."""
     if isinstance(url_or_path, os.PathLike):
         url_or_path = os.fspath(url_or_path)
@@ -52,7 +57,7 @@ def parse_source(url_or_path: Any) -> Source:
         parts = urlsplit(url_or_path)
         scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
-            return Source("http", url_or_path)
+            return Location("http", url_or_path)
         if scheme == "file":
             if parts.netloc not in ("", "localhost"):
                 raise CartonRuntimeError("E-RUNTIME-SOURCE", f"file:// URLs must name a local path, not host {parts.netloc!r}")
@@ -63,7 +68,7 @@ def parse_source(url_or_path: Any) -> Source:
     return _local(url_or_path, url_or_path)
 
 
-def _local(path_text: str, shown: str) -> Source:
+def _local(path_text: str, shown: str) -> Location:
     path = Path(path_text).expanduser()
     try:
         is_dir = path.is_dir()
@@ -72,65 +77,67 @@ def _local(path_text: str, shown: str) -> Source:
         raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{shown}: {exc.strerror or exc}") from None
     if not exists:
         raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{shown}: no such file or directory")
-    return Source("dir" if is_dir else "file", str(path), path)
+    return Location("dir" if is_dir else "file", str(path), path)
 
 
 @dataclass
-class Opened:
-    """An archive opened for metadata; ``local_path`` is the zip file on disk, if any."""
+class OpenedArchive:
+    """An archive opened for metadata; ``remote`` is the range-request file under a remote one."""
 
-    source: Source
+    location: Location
     archive: cf.CartonArchive
-    local_path: Path | None = None
     remote: HttpRangeFile | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # The archive stays open while anything (a model's info, lazy tensors) refers to it, and
         # its file is closed when it is collected (no ResourceWarning from the file object).
-        weakref.finalize(self.archive, _close_quietly, self.archive.zip, self.remote)
+        weakref.finalize(self.archive, _close_quietly, self.archive, self.remote)
 
     def close(self) -> None:
-        _close_quietly(self.archive.zip, self.remote)
+        _close_quietly(self.archive, self.remote)
 
 
-def _close_quietly(zip_reader: Any, remote: Any) -> None:
-    zip_reader.close()
+def _close_quietly(archive: Any, remote: Any) -> None:
+    archive.close()
     if remote is not None:
         remote.close()
 
 
-def open_source(
-    source: Source,
+def open_location(
+    location: Location,
     *,
     cache: Cache,
     fetcher: LinkFetcher | None,
     limits: cf.Limits = cf.DEFAULT_LIMITS,
+    lazy: cf.LazyFactories = cf.DEFAULT_LAZY,
     download: bool = False,
-) -> Opened:
+) -> OpenedArchive:
     """Open for metadata (members are verified when read).  Remote: from the cache when the URL
     is cached, else with range requests, or (``download=True`` or a server ignoring ``Range``)
     by downloading the archive into the cache first."""
-    if source.kind == "dir":
-        return Opened(source, read_dir(source.path, fetch_linked=fetcher, limits=limits))  # type: ignore[arg-type]
-    if source.kind == "file":
-        return Opened(source, cf.read(source.path, verify_hashes=False, fetch_linked=fetcher, limits=limits), source.path)
-    cached = cache.url_lookup(source.location)
+
+    def read(source: Any) -> cf.CartonArchive:
+        return cf.read(source, verify_hashes=False, fetch_linked=fetcher, limits=limits, lazy=lazy)
+
+    if location.kind in ("dir", "file"):
+        return OpenedArchive(location, read(location.path))
+    cached = cache.url_lookup(location.location)
     if cached is None and not download:
         try:
-            remote = HttpRangeFile(source.location)
+            remote = HttpRangeFile(location.location)
         except RangeNotSupported as exc:
-            log.warning("%s: the server ignores Range requests; downloading the whole archive", source.location)
-            cached = download_archive(cache, source.location, exc.response)
+            log.warning("%s: the server ignores Range requests; downloading the whole archive", location.location)
+            cached = download_archive(cache, location.location, exc.response)
         else:
             try:
-                archive = cf.read(remote, verify_hashes=False, fetch_linked=fetcher, limits=limits)
+                archive = read(remote)
             except BaseException:
                 remote.close()
                 raise
-            return Opened(source, archive, None, remote)
+            return OpenedArchive(location, archive, remote)
     if cached is None:
-        cached = download_archive(cache, source.location)
-    return Opened(source, cf.read(cached, verify_hashes=False, fetch_linked=fetcher, limits=limits), cached)
+        cached = download_archive(cache, location.location)
+    return OpenedArchive(location, read(cached))
 
 
-__all__ = ["Opened", "Source", "open_source", "parse_source"]
+__all__ = ["Location", "OpenedArchive", "open_location", "parse_location"]
