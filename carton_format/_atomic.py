@@ -15,6 +15,13 @@ from typing import BinaryIO, Iterator
 from .errors import CartonFormatError
 
 
+def output_path(target: object) -> Path:
+    """The output path argument as a Path (E-ARG-INVALID for anything but a str or PathLike)."""
+    if isinstance(target, str) and target or isinstance(target, os.PathLike):
+        return Path(target)
+    raise CartonFormatError("E-ARG-INVALID", f"the output path must be a non-empty str or path, not {target!r}")
+
+
 def check_target(target: Path, overwrite: bool) -> None:
     """Refuse early (before any work) when ``target`` cannot be written."""
     if target.exists() and not overwrite:
@@ -69,4 +76,4 @@ def _commit(tmp: Path, target: Path, overwrite: bool) -> None:
     tmp.unlink()
 
 
-__all__ = ["atomic_output", "check_target"]
+__all__ = ["atomic_output", "check_target", "output_path"]

@@ -143,7 +143,7 @@ WARNING_CODES: dict[str, str] = {
 
 def category_of(code: str) -> Category | None:
     """Category of an error code (None for warnings and unknown codes)."""
-    entry = CODES.get(code)
+    entry = CODES.get(code) if isinstance(code, str) else None
     return entry[0] if entry else None
 
 

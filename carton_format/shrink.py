@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from ._atomic import atomic_output
+from ._atomic import atomic_output, output_path
 from ._toml import dump_toml
 from ._zip.records import METHOD_STORED
 from ._zip.writer import ZipWriter
@@ -50,7 +50,7 @@ def shrink(
     """Write to ``target`` a copy of ``source`` whose model files with a sha256 in ``urls``
     (sha256 -> URLs) are fetched from those URLs instead of stored.  Members keep their
     compression method (files of an unpacked directory are stored)."""
-    target = Path(target)
+    target = output_path(target)
     with read(source, verify_hashes=False, limits=limits) as archive:
         merged = _merged_links(archive.links, urls)
         links_bytes = dump_toml(links_to_document(Links(merged)))

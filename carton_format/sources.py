@@ -134,6 +134,8 @@ def open_source(source: PathOrFile | ArchiveSource, limits: Limits = DEFAULT_LIM
     from ._zip.source import ZipSource
 
     if isinstance(source, (str, os.PathLike)):
+        if not os.fspath(source):
+            raise CartonFormatError("E-ARG-INVALID", "the archive path is empty")
         path = Path(source)
         if path.is_dir():
             return DirectorySource(path, limits=limits)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import _schema
-from ._atomic import atomic_output, check_target
+from ._atomic import atomic_output, check_target, output_path
 from .errors import CartonFormatError
 from .integrity import sha256_file
 from .lazy import LazyTensor, is_misc_value, misc_bytes
@@ -131,8 +131,6 @@ def _user_misc_files(info: CartonInfo, generated: dict[str, bytes]) -> list[_Mem
 
 
 def _carton_toml(info: CartonInfo, test_refs: list, example_refs: list) -> bytes:
-    if not isinstance(info, CartonInfo):
-        raise CartonFormatError("E-ARG-INVALID", f"info must be a CartonInfo, not {type(info).__name__}")
     document = info_to_document(info, test_refs, example_refs)
     problems = _schema.check(document, "carton-toml", CARTON_TOML)
     if problems:
@@ -216,10 +214,12 @@ def write(
     stored.  ``linked_files`` maps sha256 -> URLs: model files with those hashes are listed in
     MANIFEST but left out of the zip, and a LINKS member records where to fetch them.
     """
+    if not isinstance(info, CartonInfo):
+        raise CartonFormatError("E-ARG-INVALID", f"info must be a CartonInfo, not {type(info).__name__}")
     if compression not in COMPRESSION_METHODS:
         raise CartonFormatError("E-ARG-INVALID", f"compression must be one of {', '.join(COMPRESSION_METHODS)}, not {compression!r}")
     method = COMPRESSION_METHODS[compression]
-    target = Path(target)
+    target = output_path(target)
     check_target(target, overwrite)
     links = Links(dict(linked_files)) if linked_files else None
     if links:

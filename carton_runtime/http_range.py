@@ -9,22 +9,25 @@ equal to what was asked for and to the known size.  A server that ignores ``Rang
 200 with the whole body) raises :class:`RangeNotSupported`, carrying that response so the caller
 can fall back to a full download without a second request; it is never read as if it were the
 requested slice.
+
+Only the transport lives here (:class:`HttpRangeFetcher`, with an injectable opener, as pip's
+``lazy_wheel`` takes a session); the caching policy and the file interface are HTTP-free and live
+in :mod:`carton_runtime.range_cache`, which :class:`HttpRangeFile` composes.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
 import threading
 import urllib.error
 import urllib.request
-from collections import OrderedDict
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .errors import CartonRuntimeError
+from .range_cache import BLOCK_CACHE_BYTES, MIN_FETCH, RangeFile, TailBlockCache
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,8 @@ MiB = 1024 * KiB
 
 #: Bytes fetched from the end of the archive when it is opened.
 TAIL_BYTES = 128 * KiB
-#: Smallest range request for a read that misses (read-ahead for local headers).
-MIN_FETCH = 64 * KiB
-#: Block cache bound (bytes) for ranges fetched after the tail.
-BLOCK_CACHE_BYTES = 16 * MiB
+# MIN_FETCH (smallest range request for a miss) and BLOCK_CACHE_BYTES (block cache bound) are
+# the cache's policy; they are defined in range_cache and re-exported here.
 MAX_REDIRECTS = 10
 ENV_TIMEOUT = "CARTON_HTTP_TIMEOUT"
 USER_AGENT = "carton-py-runtime/0.1"
@@ -74,6 +75,12 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
+class Opener(Protocol):
+    """What requests go through: a ``urllib.request.OpenerDirector`` or anything with its ``open``."""
+
+    def open(self, fullurl: Any, data: Any = None, timeout: float = ...) -> Any: ...
+
+
 _opener_lock = threading.Lock()
 _opener: urllib.request.OpenerDirector | None = None
 
@@ -86,6 +93,10 @@ def opener() -> urllib.request.OpenerDirector:
         return _opener
 
 
+def _default_opener() -> Opener:
+    return opener()  # looked up at call time (``http_get``'s parameter shadows the name)
+
+
 class HttpStatusError(CartonRuntimeError):
     """A non-2xx answer (``status``)."""
 
@@ -95,12 +106,14 @@ class HttpStatusError(CartonRuntimeError):
         super().__init__("E-RUNTIME-HTTP", f"{url}: HTTP {status} {reason}".rstrip())
 
 
-def http_get(url: str, headers: dict[str, str] | None = None) -> Any:
-    """GET ``url``; returns the open response (2xx only), else raises E-RUNTIME-HTTP."""
+def http_get(url: str, headers: dict[str, str] | None = None, *, opener: Opener | None = None) -> Any:
+    """GET ``url`` (through ``opener``, default the module's :func:`opener`); returns the open
+    response (2xx only), else raises E-RUNTIME-HTTP."""
     check_http_url(url)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
+    via = opener if opener is not None else _default_opener()
     try:
-        return opener().open(request, timeout=timeout())
+        return via.open(request, timeout=timeout())
     except urllib.error.HTTPError as exc:
         exc.close()
         raise HttpStatusError(url, exc.code, str(exc.reason or "")) from None
@@ -169,134 +182,71 @@ def _read_exactly(url: str, response: Any, n: int) -> bytes:
     return b"".join(chunks)
 
 
-class HttpRangeFile(io.RawIOBase):
-    """A read-only, seekable file over HTTP range requests (see the module docstring).
+class HttpRangeFetcher:
+    """Checked HTTP range requests for one URL, through an injected ``opener`` (default: the
+    module's :func:`opener`, which refuses redirects away from http(s)).
 
-    ``requests`` and ``bytes_fetched`` count the network traffic.
+    :meth:`fetch_tail` learns the size; :meth:`fetch` is a ``fetcher(start, end)`` for
+    :class:`~carton_runtime.range_cache.TailBlockCache`.  ``requests`` and ``bytes_fetched``
+    count the traffic; ``size`` is ``None`` until the tail (or the size) is known.
     """
 
-    def __init__(self, url: str, *, tail_bytes: int = TAIL_BYTES, min_fetch: int = MIN_FETCH):
-        super().__init__()
+    def __init__(self, url: str, *, opener: Opener | None = None, size: int | None = None):
         check_http_url(url)
         self.url = url
+        self.opener = opener
+        self.size = size
         self.requests = 0
         self.bytes_fetched = 0
-        self._min_fetch = min_fetch
-        self._pos = 0
-        self._lock = threading.RLock()
-        self._blocks: OrderedDict[int, bytes] = OrderedDict()
-        self._block_bytes = 0
-        response = self._request(f"bytes=-{tail_bytes}")
+        self._lock = threading.Lock()
+
+    def _request(self, range_value: str) -> Any:
+        with self._lock:
+            self.requests += 1
+        try:
+            return http_get(self.url, {"Range": range_value, "Accept-Encoding": "identity"}, opener=self.opener)
+        except HttpStatusError as exc:
+            if exc.status == 416:
+                raise CartonRuntimeError("E-RUNTIME-HTTP", f"{self.url}: the server refused the range {range_value} (416); is the file empty?") from None
+            raise
+
+    def _count(self, n: int) -> None:
+        with self._lock:
+            self.bytes_fetched += n
+
+    def fetch_tail(self, n: int) -> tuple[int, bytes, int]:
+        """The last ``n`` bytes, with one suffix-range request: ``(start, data, total_size)``.
+
+        Raises :class:`RangeNotSupported` (carrying the open 200 response) when the server
+        ignores ``Range``.
+        """
+        response = self._request(f"bytes=-{n}")
         try:
             if response.status == 200:
-                raise RangeNotSupported(url, response)
+                raise RangeNotSupported(self.url, response)
             if response.status != 206:
-                raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: answered {response.status} to a range request")
-            _check_identity(url, response)
-            start, end, total = _parse_content_range(url, response)
-            if end != total - 1 or start != max(0, total - tail_bytes):
+                raise CartonRuntimeError("E-RUNTIME-HTTP", f"{self.url}: answered {response.status} to a range request")
+            _check_identity(self.url, response)
+            start, end, total = _parse_content_range(self.url, response)
+            if end != total - 1 or start != max(0, total - n):
                 raise CartonRuntimeError(
-                    "E-RUNTIME-HTTP", f"{url}: asked for the last {tail_bytes} bytes, got bytes {start}-{end} of {total}"
+                    "E-RUNTIME-HTTP", f"{self.url}: asked for the last {n} bytes, got bytes {start}-{end} of {total}"
                 )
-            self.size = total
-            self._tail_start = start
-            self._tail = _read_exactly(url, response, end - start + 1)
-            self.bytes_fetched += len(self._tail)
+            data = _read_exactly(self.url, response, end - start + 1)
         except RangeNotSupported:
             raise
         except BaseException:
             response.close()
             raise
         response.close()
+        self._count(len(data))
+        self.size = total
+        return start, data, total
 
-    def _request(self, range_value: str) -> Any:
-        self.requests += 1
-        try:
-            return http_get(self.url, {"Range": range_value, "Accept-Encoding": "identity"})
-        except HttpStatusError as exc:
-            if exc.status == 416:
-                raise CartonRuntimeError("E-RUNTIME-HTTP", f"{self.url}: the server refused the range {range_value} (416); is the file empty?") from None
-            raise
-
-    # -- io.RawIOBase ------------------------------------------------------------------------
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self.size + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if pos < 0:
-            raise ValueError("negative seek position")
-        self._pos = pos
-        return pos
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def read(self, n: int | None = -1) -> bytes:
-        with self._lock:
-            if n is None or n < 0:
-                n = self.size - self._pos
-            n = max(0, min(n, self.size - self._pos))
-            if n == 0:
-                return b""
-            data = self._read_at(self._pos, n)
-            self._pos += len(data)
-            return data
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    # -- fetching ----------------------------------------------------------------------------
-
-    def _cached(self, pos: int, n: int) -> bytes | None:
-        if pos >= self._tail_start:
-            off = pos - self._tail_start
-            return self._tail[off : off + n]
-        for start, block in self._blocks.items():
-            if start <= pos and pos + n <= start + len(block):
-                self._blocks.move_to_end(start)
-                return block[pos - start : pos - start + n]
-        return None
-
-    def _read_at(self, pos: int, n: int) -> bytes:
-        hit = self._cached(pos, n)
-        if hit is not None and len(hit) == n:
-            return hit
-        # Fetch what is missing: up to the tail (which is cached already), at least min_fetch.
-        end = min(max(pos + n, pos + self._min_fetch), self._tail_start if pos < self._tail_start else self.size)
-        data = self._fetch(pos, end)
-        if pos + n > end:  # the read runs into the cached tail
-            data += self._tail[: pos + n - end]
-        if end - pos <= BLOCK_CACHE_BYTES // 4:
-            self._remember(pos, data[: end - pos])
-        return data[:n]
-
-    def _remember(self, start: int, block: bytes) -> None:
-        self._blocks[start] = block
-        self._block_bytes += len(block)
-        while self._block_bytes > BLOCK_CACHE_BYTES and len(self._blocks) > 1:
-            _, old = self._blocks.popitem(last=False)
-            self._block_bytes -= len(old)
-
-    def _fetch(self, start: int, end: int) -> bytes:
+    def fetch(self, start: int, end: int) -> bytes:
         """Bytes [start, end) with one checked range request."""
+        if not 0 <= start < end:
+            raise ValueError(f"empty or negative range [{start}, {end})")
         response = self._request(f"bytes={start}-{end - 1}")
         with response:
             if response.status == 200:
@@ -308,22 +258,58 @@ class HttpRangeFile(io.RawIOBase):
                 raise CartonRuntimeError("E-RUNTIME-HTTP", f"{self.url}: answered {response.status} to a range request")
             _check_identity(self.url, response)
             got_start, got_end, total = _parse_content_range(self.url, response)
-            if (got_start, got_end, total) != (start, end - 1, self.size):
+            if (got_start, got_end) != (start, end - 1) or (self.size is not None and total != self.size):
                 raise CartonRuntimeError(
                     "E-RUNTIME-HTTP",
-                    f"{self.url}: asked for bytes {start}-{end - 1} of {self.size}, "
+                    f"{self.url}: asked for bytes {start}-{end - 1} of {self.size if self.size is not None else '?'}, "
                     f"got bytes {got_start}-{got_end} of {total}",
                 )
             data = _read_exactly(self.url, response, end - start)
-        self.bytes_fetched += len(data)
+        self._count(len(data))
         return data
 
 
+class HttpRangeFile(RangeFile):
+    """A read-only, seekable file over HTTP range requests (see the module docstring): an
+    :class:`HttpRangeFetcher` feeding a :class:`~carton_runtime.range_cache.TailBlockCache`.
+
+    The constructor fetches the tail (raising :class:`RangeNotSupported` for a server that
+    ignores ``Range``).  ``requests`` and ``bytes_fetched`` count the network traffic.
+    """
+
+    def __init__(self, url: str, *, tail_bytes: int = TAIL_BYTES, min_fetch: int = MIN_FETCH, opener: Opener | None = None):
+        self.fetcher = HttpRangeFetcher(url, opener=opener)
+        tail_start, tail, size = self.fetcher.fetch_tail(tail_bytes)
+        cache = TailBlockCache(
+            self.fetcher.fetch, size, tail_start, tail, min_fetch=min_fetch, max_bytes=BLOCK_CACHE_BYTES, name=url
+        )
+        super().__init__(cache, size)
+
+    @property
+    def url(self) -> str:
+        return self.fetcher.url
+
+    @property
+    def requests(self) -> int:
+        return self.fetcher.requests
+
+    @property
+    def bytes_fetched(self) -> int:
+        return self.fetcher.bytes_fetched
+
+
 __all__ = [
+    "BLOCK_CACHE_BYTES",
+    "MIN_FETCH",
+    "TAIL_BYTES",
+    "HttpRangeFetcher",
     "HttpRangeFile",
     "HttpStatusError",
+    "Opener",
     "RangeNotSupported",
     "check_http_url",
     "content_length",
     "http_get",
+    "opener",
+    "timeout",
 ]

@@ -118,6 +118,8 @@ def _version_matches(req: cf.VersionReq, runner: Any) -> bool:
 
 def select_runner(info: cf.RunnerInfo) -> Any:
     """The runner for a model's (merged) runner table, or E-RUNTIME-NO-RUNNER."""
+    if not isinstance(info, cf.RunnerInfo):
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"select_runner needs a RunnerInfo, not {type(info).__name__}")
     req = cf.VersionReq.parse(info.required_framework_version)
     runners = installed_runners()
     for runner in runners:
