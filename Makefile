@@ -32,14 +32,14 @@ test: $(STAMP) $(ORIG_STAMP)
 	CARTON_ORIGINAL_PYTHON=$(CURDIR)/$(ORIG_VENV)/bin/python CARTON_REQUIRE_ORIGINAL=1 \
 		$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 
-# The conformance suite on its own (make test runs it too, through tests/test_conformance.py).
+# The conformance suite on its own (make test runs it too, through tests/conformance/test_conformance.py).
 conformance: $(STAMP)
-	$(PY) -m conformance run --adapter builtin --known-failures conformance/known-failures/builtin.toml \
+	$(PY) -m carton_conformance run --adapter builtin --known-failures carton_conformance/known-failures/builtin.toml \
 		--strict-known-failures --report conformance-report.json --junit conformance-junit.xml
 
-# The original implementation's results (published in conformance/README.md).
+# The original implementation's results (published in carton_conformance/README.md).
 conformance-original: $(STAMP) $(ORIG_STAMP)
-	$(PY) -m conformance run --adapter original --known-failures conformance/known-failures/original.toml --markdown
+	$(PY) -m carton_conformance run --adapter original --known-failures carton_conformance/known-failures/original.toml --markdown
 
 bench: $(STAMP)
 	$(PY) bench/format_bench.py

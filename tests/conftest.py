@@ -41,7 +41,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     config.stash[COLLECTED_MODULES] = {Path(str(item.path)).resolve() for item in items}
     out = os.environ.get(DUMP_ENV)
     if out:
-        Path(out).write_text(json.dumps({str(k): v for k, v in cited.items()}), "utf-8")
+        record = {"citations": {str(k): v for k, v in cited.items()}, "modules": sorted(map(str, config.stash[COLLECTED_MODULES]))}
+        Path(out).write_text(json.dumps(record), "utf-8")
 
 
 @pytest.fixture(autouse=True, scope="session")

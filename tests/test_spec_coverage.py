@@ -2,9 +2,11 @@
 
 Tests cite requirements with ``@pytest.mark.spec("FMT-AREA-N", ...)`` (see conftest.py).  This
 module fails, listing them, for requirements that no test cites (except the explicit runtime
-list below) and for markers that cite an id the spec does not define.  When the session did not
-collect the whole suite (``pytest tests/test_spec_coverage.py``), the suite is collected once in a
-subprocess to get the complete record.
+list below) and for markers that cite an id the spec does not define.  The record covers the
+whole tree: every ``test_*.py`` under tests/ (tests/format, tests/conformance, tests/runtime, ...).
+When the session did not collect all of them (``pytest tests/test_spec_coverage.py``, or
+``--ignore=tests/runtime``), the whole suite is collected once in a subprocess to get the
+complete record.
 """
 
 from __future__ import annotations
@@ -36,12 +38,16 @@ def spec_requirements() -> list[str]:
     return ids
 
 
+def suite_modules() -> set[Path]:
+    """Every test module of the suite, at any depth under tests/."""
+    return {p.resolve() for p in TESTS.rglob("test_*.py") if "__pycache__" not in p.parts}
+
+
 def _whole_suite_collected(config: pytest.Config) -> bool:
-    collected = config.stash.get(COLLECTED_MODULES, set())
-    return {p.resolve() for p in TESTS.glob("test_*.py")} <= collected
+    return suite_modules() <= config.stash.get(COLLECTED_MODULES, set())
 
 
-def _collect_in_subprocess(tmp_path: Path) -> dict[str, list[str]]:
+def _collect_in_subprocess(tmp_path: Path) -> tuple[dict[str, list[str]], set[Path]]:
     out = tmp_path / "citations.json"
     env = {**os.environ, DUMP_ENV: str(out)}
     proc = subprocess.run(
@@ -53,15 +59,37 @@ def _collect_in_subprocess(tmp_path: Path) -> dict[str, list[str]]:
         timeout=300,
     )
     assert proc.returncode == 0 and out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(out.read_text("utf-8"))
+    record = json.loads(out.read_text("utf-8"))
+    return record["citations"], {Path(p) for p in record["modules"]}
 
 
 @pytest.fixture(scope="module")
-def citations(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[object, list[str]]:
-    """Requirement id -> tests citing it, for the whole suite."""
+def record(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[object, list[str]], set[Path]]:
+    """(requirement id -> tests citing it, test modules collected), for the whole suite."""
     if _whole_suite_collected(request.config):
-        return request.config.stash[SPEC_CITATIONS]
+        return request.config.stash[SPEC_CITATIONS], request.config.stash[COLLECTED_MODULES]
     return _collect_in_subprocess(tmp_path_factory.mktemp("spec-citations"))  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def citations(record: tuple[dict[object, list[str]], set[Path]]) -> dict[object, list[str]]:
+    """Requirement id -> tests citing it, for the whole suite."""
+    return record[0]
+
+
+def test_the_record_covers_every_test_module(record: tuple[dict[object, list[str]], set[Path]]) -> None:
+    modules = suite_modules()
+    assert len(modules) >= 30 and {"format", "conformance", "runtime"} <= {p.parent.name for p in modules}
+    missing = sorted(str(p.relative_to(TESTS.parent)) for p in modules - record[1])
+    assert not missing, "test modules the collection did not reach (no tests, or not collected): " + ", ".join(missing)
+
+
+def test_every_test_directory_is_a_package() -> None:
+    """tests/ and every directory below it that holds Python files (tests/data aside) has an __init__.py,
+    so modules are named by their package (tests.format.test_cli) and names never clash."""
+    dirs = {p.parent for p in TESTS.rglob("*.py") if "__pycache__" not in p.parts and (TESTS / "data") not in p.parents}
+    missing = sorted(str(d.relative_to(TESTS.parent)) for d in dirs if not (d / "__init__.py").is_file())
+    assert not missing, "directories without __init__.py: " + ", ".join(missing)
 
 
 def test_spec_defines_requirements() -> None:

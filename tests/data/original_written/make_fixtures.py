@@ -6,7 +6,7 @@ Needs the original in .venv-original (`make original`).  Our writer makes a sour
 original's `shrink` re-writes it (zstd members, its own zip layout; with a link for the model
 weights in `linked`), and the original's `get_model_info` description of each result is stored
 as JSON next to it.  The Rust writer stamps the current time into the zip, so the bytes differ on
-each run; the descriptions do not (tests/test_interop.py checks that).
+each run; the descriptions do not (tests/format/test_interop.py checks that).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent.parent))
 
-from tests.interop.samples import write_kitchen_sink  # noqa: E402
-from tests.original import original_describe, original_shrink  # noqa: E402
+from tests.helpers.samples import write_kitchen_sink  # noqa: E402
+from tests.helpers.original import original_describe, original_shrink  # noqa: E402
 
 
 

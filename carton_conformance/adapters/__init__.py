@@ -1,0 +1,1 @@
+"""Adapters: the conformance protocol spoken by each implementation (see carton_conformance/README.md)."""

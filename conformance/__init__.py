@@ -1,1 +1,0 @@
-"""Carton v1 conformance suite: language-neutral cases, a harness and adapters (conformance/README.md)."""

@@ -1,1 +1,0 @@
-"""Adapters: the conformance protocol spoken by each implementation (see conformance/README.md)."""

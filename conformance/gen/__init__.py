@@ -1,1 +1,0 @@
-"""The deterministic generator of the conformance cases (see conformance/generate.py)."""

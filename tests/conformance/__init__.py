@@ -1,0 +1,1 @@
+"""Tests of the conformance suite (carton_conformance): cases, harness, adapters, generator."""

@@ -1,0 +1,1 @@
+"""Tests of the format layer (carton_format): reader, writer, validator, schemas, CLI, interop."""
