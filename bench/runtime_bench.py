@@ -176,7 +176,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         path = self.root / self.path.lstrip("/")
         size = path.stat().st_size
         start, end, status = 0, size - 1, 200

@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {len(reg.cases)} cases to {args.out}")
     return 0
 
+__all__ = ["main"]
+
 
 if __name__ == "__main__":
     sys.exit(main())

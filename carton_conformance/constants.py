@@ -7,3 +7,5 @@ LOOPBACK_PORT = 48630
 LOOPBACK_BASE = f"http://127.0.0.1:{LOOPBACK_PORT}/"
 #: A file FILE is served with the status and headers of FILE + HTTP_SUFFIX when that JSON file exists.
 HTTP_SUFFIX = ".http.json"
+
+__all__ = ["HTTP_SUFFIX", "LOOPBACK_BASE", "LOOPBACK_PORT"]

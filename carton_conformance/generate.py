@@ -49,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {len(reg.cases)} cases to {args.out}")
     return 0
 
+__all__ = [
+    "CASES_DIR",
+    "build_registry",
+    "generate",
+    "main",
+]
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -623,7 +623,7 @@ class LoopbackServer:
         root = self.root
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 rel = unquote(urlsplit(self.path).path).lstrip("/")
                 target = (root / rel).resolve()
                 status, headers, body = 404, {}, b"not found\n"
@@ -845,3 +845,40 @@ def coverage(cases: list[Case], spec: Path = REPO / "spec" / "format-v1.md") -> 
         for req in case.requirements:
             out.setdefault(req, []).append(case.id)
     return out
+
+__all__ = [
+    "CASES_DIR",
+    "KINDS",
+    "PACKAGE",
+    "REPO",
+    "REQUIREMENT_RE",
+    "Adapter",
+    "Case",
+    "LoopbackServer",
+    "Mismatch",
+    "OneShot",
+    "Persistent",
+    "Reply",
+    "Result",
+    "Run",
+    "adapter_command",
+    "builtin_command",
+    "compare_json",
+    "compare_tensor",
+    "coverage",
+    "format_markdown",
+    "format_summary",
+    "judge",
+    "judge_rejection",
+    "known_failures_toml",
+    "known_reason",
+    "load_cases",
+    "load_known_failures",
+    "original_command",
+    "run_cases",
+    "select",
+    "skip_reason",
+    "spec_requirements",
+    "summary_rows",
+    "write_junit",
+]

@@ -88,6 +88,17 @@ def main() -> None:
         torch.jit.save(module, str(path))
         print(f"{path.relative_to(HERE.parent.parent)}: {path.stat().st_size} bytes")
 
+__all__ = [
+    "HERE",
+    "MODELS",
+    "Affine",
+    "Double",
+    "Identity",
+    "Reduce",
+    "Strings",
+    "main",
+]
+
 
 if __name__ == "__main__":
     main()

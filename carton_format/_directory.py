@@ -21,7 +21,7 @@ from .sources import MemberInfo, StoredSpan
 class DirectorySource:
     """Read-only view of an unpacked carton directory."""
 
-    def __init__(self, root: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS):
+    def __init__(self, root: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> None:
         self.root = Path(root)
         self.location = str(self.root)
         self.read_calls = 0

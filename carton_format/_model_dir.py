@@ -14,8 +14,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CartonFormatError
 from ._paths import check_member_path, collision_key
+from .errors import CartonFormatError
 
 MODEL_PREFIX = "model/"
 
@@ -110,3 +110,5 @@ def _symlink_member(path: Path, member: str, real_root: Path, walk, logical_path
     target_member = MODEL_PREFIX + target.relative_to(real_root).as_posix()
     link_text = posixpath.relpath(target_member, posixpath.dirname(member))
     return [ModelFile(member, link_target=link_text, link_member=target_member)]
+
+__all__ = ["MODEL_PREFIX", "ModelFile", "walk_model_dir"]

@@ -103,3 +103,5 @@ def collision_key(name: str) -> str:
     """
     folded = unicodedata.normalize("NFD", name).casefold()
     return unicodedata.normalize("NFC", folded)
+
+__all__ = ["check_member_path", "collision_key", "portability_problem"]

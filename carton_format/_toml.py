@@ -140,3 +140,5 @@ def _table_text(table: dict[str, Any], name: str) -> str:
         elif _is_table_array(v):
             blocks += [f"[[{full}]]\n" + _table_text(item, full) for item in v]
     return "\n".join(blocks)
+
+__all__ = ["dump_toml", "parse_toml"]

@@ -180,6 +180,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
+__all__ = [
+    "build_parser",
+    "cmd_info",
+    "cmd_ls",
+    "cmd_validate",
+    "main",
+]
+
 
 if __name__ == "__main__":
     sys.exit(main())

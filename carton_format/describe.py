@@ -109,3 +109,10 @@ def describe_info(info: CartonInfo, *, with_values: bool = False) -> dict[str, A
         if info.misc_files is None
         else {k: describe_misc(v, with_values=with_values) for k, v in sorted(info.misc_files.items())},
     }
+
+__all__ = [
+    "describe_info",
+    "describe_misc",
+    "describe_spec",
+    "describe_tensor",
+]

@@ -39,3 +39,11 @@ def carton_dtype_of(array: np.ndarray, *, where: str) -> str:
         f"{where}: numpy dtype {array.dtype} has no Carton equivalent "
         f"(supported: {', '.join(DTYPES)})",
     )
+
+__all__ = [
+    "DTYPES",
+    "NESTED_DTYPE",
+    "NUMERIC_DTYPES",
+    "STRING_DTYPE",
+    "carton_dtype_of",
+]

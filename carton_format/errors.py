@@ -154,7 +154,7 @@ class CartonError(ValueError):
     (e.g. ``runner.required_framework_version``), ``category`` the code's family.
     """
 
-    def __init__(self, code: str, message: str, *, member: str | None = None, key: str | None = None):
+    def __init__(self, code: str, message: str, *, member: str | None = None, key: str | None = None) -> None:
         if code not in CODES:
             raise ValueError(f"unknown error code {code!r}")
         self.code = code

@@ -252,7 +252,7 @@ class VerifyingReader(io.RawIOBase):
     """Passes a stream's bytes through and checks their sha256 when the end is reached: the read
     that reaches the end raises ``E-MANIFEST-MISMATCH`` instead of returning ``b""``."""
 
-    def __init__(self, raw: IO[bytes], expected: str, member: str, *, origin: str | None = None):
+    def __init__(self, raw: IO[bytes], expected: str, member: str, *, origin: str | None = None) -> None:
         super().__init__()
         self._raw = raw
         self._expected = expected

@@ -27,7 +27,7 @@ class LazyTensor:
 
     __slots__ = ("name", "dtype", "shape", "_loader", "_value", "_lock")
 
-    def __init__(self, name: str | None, dtype: str, shape: tuple[int, ...] | None, loader: Callable[[], object]):
+    def __init__(self, name: str | None, dtype: str, shape: tuple[int, ...] | None, loader: Callable[[], object]) -> None:
         self.name = name
         self.dtype = dtype
         self.shape = shape
@@ -64,7 +64,7 @@ class LazyMiscFile:
 
     __slots__ = ("path", "size", "_opener")
 
-    def __init__(self, path: str | None, size: int | None, opener: Callable[[], IO[bytes]]):
+    def __init__(self, path: str | None, size: int | None, opener: Callable[[], IO[bytes]]) -> None:
         self.path = path
         self.size = size
         self._opener = opener

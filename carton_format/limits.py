@@ -41,3 +41,12 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "GiB",
+    "KiB",
+    "Limits",
+    "MiB",
+    "TiB",
+]

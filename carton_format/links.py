@@ -70,3 +70,11 @@ def links_to_document(links: Links) -> dict[str, Any]:
             except CartonFormatError as exc:
                 raise CartonFormatError("E-ARG-INVALID", f"linked_files: {exc.message}") from None
     return {"version": LINKS_VERSION if links.version is None else links.version, "urls": {sha: list(links.urls[sha]) for sha in sorted(links.urls)}}
+
+__all__ = [
+    "LINKS_VERSION",
+    "Links",
+    "check_url",
+    "links_from_document",
+    "links_to_document",
+]

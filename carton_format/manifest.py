@@ -9,9 +9,9 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from ._paths import check_member_path
 from .errors import CartonFormatError
 from .limits import DEFAULT_LIMITS, Limits
-from ._paths import check_member_path
 
 MANIFEST_PATH = "MANIFEST"
 LINKS_PATH = "LINKS"
@@ -80,3 +80,13 @@ def format_manifest(entries: dict[str, str]) -> bytes:
     """MANIFEST bytes: byte-wise sorted by UTF-8 path, every line ending in ``\\n``."""
     ordered = sorted(entries.items(), key=lambda item: item[0].encode("utf-8"))
     return "".join(f"{path}={digest}\n" for path, digest in ordered).encode("utf-8")
+
+__all__ = [
+    "LINKS_PATH",
+    "MANIFEST_PATH",
+    "UNLISTED_PATHS",
+    "Manifest",
+    "format_manifest",
+    "is_sha256_hex",
+    "parse_manifest",
+]

@@ -79,7 +79,7 @@ class CartonArchive:
         fetch_linked: LinkedFetcher | None = None,
         collector: FindingCollector | None = None,
         lazy: LazyFactories = DEFAULT_LAZY,
-    ):
+    ) -> None:
         self._source = source
         self._lazy = lazy
         self._limits = limits

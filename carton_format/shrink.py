@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 from ._atomic import atomic_output, output_path
 from ._toml import dump_toml

@@ -12,10 +12,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ._paths import check_member_path
 from .dtypes import DTYPES, NESTED_DTYPE, NUMERIC_DTYPES, STRING_DTYPE, carton_dtype_of
 from .errors import CartonFormatError
 from .limits import DEFAULT_LIMITS, Limits
-from ._paths import check_member_path
 
 INDEX_PATH = "tensor_data/index.toml"
 U64_MAX = 2**64 - 1
@@ -231,3 +231,19 @@ def encode_tensor(name: str, value: Any, file_stem: str, where: str) -> list[Enc
         raise CartonFormatError("E-ARG-INVALID", f"{where}: {size} bytes; readers accept at most {limits.max_numeric_tensor_bytes}")
     payload = np.ascontiguousarray(array, dtype=NUMERIC_DTYPES[dtype]).tobytes()
     return [EncodedTensor(IndexEntry(name, dtype, shape, f"{file_stem}.bin"), payload)]
+
+__all__ = [
+    "INDEX_PATH",
+    "TENSOR_DIR",
+    "U64_MAX",
+    "EncodedTensor",
+    "IndexEntry",
+    "TensorIndex",
+    "decode_numeric",
+    "decode_strings",
+    "encode_string_payload",
+    "encode_tensor",
+    "expected_numeric_size",
+    "index_to_document",
+    "parse_index",
+]

@@ -17,6 +17,10 @@ from typing import Any, Callable
 
 from . import _schema
 from ._atomic import atomic_output, check_target, output_path
+from ._model_dir import walk_model_dir
+from ._paths import check_member_path, collision_key
+from ._toml import dump_toml
+from ._zip.writer import WrittenMember, ZipWriter
 from .errors import CartonFormatError
 from .integrity import sha256_file
 from .lazy import LazyTensor, is_misc_value, misc_bytes
@@ -24,11 +28,7 @@ from .limits import DEFAULT_LIMITS
 from .links import Links, links_to_document
 from .manifest import LINKS_PATH, MANIFEST_PATH, format_manifest
 from .metadata import MISC_REF_PREFIX, TENSOR_REF_PREFIX, CartonInfo, info_to_document
-from ._model_dir import walk_model_dir
-from ._paths import check_member_path, collision_key
 from .tensor_data import INDEX_PATH, TENSOR_DIR, EncodedTensor, encode_tensor, index_to_document
-from ._toml import dump_toml
-from ._zip.writer import WrittenMember, ZipWriter
 
 log = logging.getLogger(__name__)
 

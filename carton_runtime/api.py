@@ -27,7 +27,6 @@ from .loader import lazy_values
 from .model import BlockingCarton, SealHandle
 from .selftest import SelfTestResult
 
-
 #: Inference calls run inline in the event loop while the model's recent calls took less.
 INLINE_BELOW_S = 0.001
 _UNKNOWN = float("inf")
@@ -37,7 +36,7 @@ class AsyncCarton:
     """A loaded model (async API; ``carton_runtime.Carton``, the original's name).  ``info`` has
     the original's async lazy values (``await t.get()``); ``sync`` is the same model, blocking."""
 
-    def __init__(self, sync_model: BlockingCarton):
+    def __init__(self, sync_model: BlockingCarton) -> None:
         self._sync = sync_model
         self._recent_s = _UNKNOWN  # moving average of call durations
 

@@ -56,7 +56,7 @@ def _is_sha256(text: str) -> bool:
 class Staging:
     """A file being produced for the cache; ``commit()`` moves it into place."""
 
-    def __init__(self, cache: "Cache", sha256: str, tmp_dir: Path):
+    def __init__(self, cache: "Cache", sha256: str, tmp_dir: Path) -> None:
         self.cache = cache
         self.sha256 = sha256
         self.dir = tmp_dir
@@ -83,7 +83,7 @@ class Staging:
 class Cache:
     """One cache root; cheap to create (nothing is touched until used)."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None):
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
 
     def __repr__(self) -> str:

@@ -16,7 +16,7 @@ class CartonRuntimeError(CartonError):
     """A runtime failure with one of :data:`RUNTIME_CODES`; ``name`` is the input, output or
     option concerned, when there is one."""
 
-    def __init__(self, code: str, message: str, *, name: str | None = None, member: str | None = None):
+    def __init__(self, code: str, message: str, *, name: str | None = None, member: str | None = None) -> None:
         if code not in RUNTIME_CODES:
             raise ValueError(f"unknown runtime error code {code!r}")
         super().__init__(code, message, member=member)

@@ -68,7 +68,7 @@ def check_http_url(url: str) -> None:
 class _Redirects(urllib.request.HTTPRedirectHandler):
     max_redirections = MAX_REDIRECTS
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
         parts = urlsplit(newurl)
         if parts.scheme not in ("http", "https") or "@" in parts.netloc:
             raise CartonRuntimeError("E-RUNTIME-HTTP", f"{req.full_url}: refusing a redirect to {newurl!r}")
@@ -100,7 +100,7 @@ def _default_opener() -> Opener:
 class HttpStatusError(CartonRuntimeError):
     """A non-2xx answer (``status``)."""
 
-    def __init__(self, url: str, status: int, reason: str):
+    def __init__(self, url: str, status: int, reason: str) -> None:
         self.status = status
         self.url = url
         super().__init__("E-RUNTIME-HTTP", f"{url}: HTTP {status} {reason}".rstrip())
@@ -140,7 +140,7 @@ def content_length(response: Any) -> int | None:
 class RangeNotSupported(Exception):
     """The server answered a range request with 200 and the whole body (``response``)."""
 
-    def __init__(self, url: str, response: Any):
+    def __init__(self, url: str, response: Any) -> None:
         super().__init__(f"{url}: the server ignores Range requests (answered 200, not 206)")
         self.url = url
         self.response = response
@@ -191,7 +191,7 @@ class HttpRangeFetcher:
     count the traffic; ``size`` is ``None`` until the tail (or the size) is known.
     """
 
-    def __init__(self, url: str, *, opener: Opener | None = None, size: int | None = None):
+    def __init__(self, url: str, *, opener: Opener | None = None, size: int | None = None) -> None:
         check_http_url(url)
         self.url = url
         self.opener = opener
@@ -277,7 +277,7 @@ class HttpRangeFile(RangeFile):
     ignores ``Range``).  ``requests`` and ``bytes_fetched`` count the network traffic.
     """
 
-    def __init__(self, url: str, *, tail_bytes: int = TAIL_BYTES, min_fetch: int = MIN_FETCH, opener: Opener | None = None):
+    def __init__(self, url: str, *, tail_bytes: int = TAIL_BYTES, min_fetch: int = MIN_FETCH, opener: Opener | None = None) -> None:
         self.fetcher = HttpRangeFetcher(url, opener=opener)
         tail_start, tail, size = self.fetcher.fetch_tail(tail_bytes)
         cache = TailBlockCache(

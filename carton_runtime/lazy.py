@@ -34,7 +34,7 @@ class LazyLoadedMiscFile:
 
     __slots__ = ("path", "size", "_opener", "_stream", "_lock")
 
-    def __init__(self, path: str | None, size: int | None, opener: Callable[[], IO[bytes]]):
+    def __init__(self, path: str | None, size: int | None, opener: Callable[[], IO[bytes]]) -> None:
         self.path = path
         self.size = size
         self._opener = opener

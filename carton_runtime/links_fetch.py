@@ -45,7 +45,7 @@ class _UnsupportedEncoding(Exception):
 class _ChunkDecoder:
     """A readable applying ``decompress(chunk)`` / ``flush()`` to a source stream."""
 
-    def __init__(self, src: Any, decompress: Callable[[bytes], bytes], flush: Callable[[], bytes]):
+    def __init__(self, src: Any, decompress: Callable[[bytes], bytes], flush: Callable[[], bytes]) -> None:
         self._src = src
         self._decompress = decompress
         self._flush = flush
@@ -128,7 +128,7 @@ def _copy_verified(url: str, src: Any, dest: IO[bytes], sha256: str, max_bytes: 
 class LinkFetcher:
     """Fetches LINKS files into the cache; also usable as ``carton_format.read(fetch_linked=)``."""
 
-    def __init__(self, cache: Cache, limits: cf.Limits = cf.DEFAULT_LIMITS):
+    def __init__(self, cache: Cache, limits: cf.Limits = cf.DEFAULT_LIMITS) -> None:
         self.cache = cache
         self.limits = limits
         self.downloads = 0  # files actually downloaded by this fetcher

@@ -25,7 +25,7 @@ class SealHandle:
 
     __slots__ = ("id", "_owner")
 
-    def __init__(self, owner: "BlockingCarton"):
+    def __init__(self, owner: "BlockingCarton") -> None:
         self.id = next(_handle_ids)
         self._owner = owner
 
@@ -41,7 +41,7 @@ def _guarded(infer: Callable[[dict[str, Any]], dict[str, np.ndarray]]) -> Callab
             return infer(inputs)
         except CartonError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise CartonRuntimeError("E-RUNTIME-INFER", f"the runner failed: {type(exc).__name__}: {exc}") from exc
 
     return call
@@ -65,7 +65,7 @@ class BlockingCarton:
         manifest_sha256: str | None = None,
         source: str | None = None,
         on_close: Callable[[], None] | None = None,
-    ):
+    ) -> None:
         from .runners.torchscript import TorchScriptModel
 
         self.info = info

@@ -63,7 +63,7 @@ MODEL_PREFIX = "model/"
 class ArchiveModelFiles:
     """``ModelFiles`` over an opened archive, whatever its source (zip file, directory, remote)."""
 
-    def __init__(self, archive: cf.CartonArchive, *, cache: Cache, fetcher: LinkFetcher | None):
+    def __init__(self, archive: cf.CartonArchive, *, cache: Cache, fetcher: LinkFetcher | None) -> None:
         self.archive = archive
         self.cache = cache
         self.fetcher = fetcher
@@ -171,7 +171,7 @@ class ArchiveModelFiles:
 class InMemoryModelFiles:
     """``ModelFiles`` over a plain directory (``load_unpacked``): no MANIFEST, nothing to verify."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path) -> None:
         self.root = root
 
     def names(self) -> list[str]:

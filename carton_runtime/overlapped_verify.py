@@ -51,7 +51,7 @@ class _Background:
     """A daemon thread computing ``self.digest``; ``result()`` joins it and returns the hex
     digest, or raises ``E-RUNTIME-SOURCE`` if the file could not be read."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self._path = path
         self.digest: str | None = None
         self.error: BaseException | None = None
@@ -85,7 +85,7 @@ class RangeHasher(_Background):
     The constructor returns once the thread is about to enter its single ``hashlib`` call, so
     that a caller going on to hold the GIL (``torch.jit.load``) does not stall it."""
 
-    def __init__(self, path: Path, offset: int, length: int):
+    def __init__(self, path: Path, offset: int, length: int) -> None:
         super().__init__(path)
         self._offset, self._length = offset, length
         self._started = threading.Event()
@@ -110,7 +110,7 @@ class CopyHasher(_Background):
     """Copy ``length`` bytes of ``src`` from ``offset`` into a new file ``dest`` and hash what
     was written.  Call :meth:`copy` (on the calling thread), then :meth:`result`."""
 
-    def __init__(self, src: Path, offset: int, length: int, dest: Path):
+    def __init__(self, src: Path, offset: int, length: int, dest: Path) -> None:
         super().__init__(dest)
         self._src, self._offset, self._length, self._dest = src, offset, length, dest
         self._cond = threading.Condition()

@@ -47,7 +47,7 @@ class PackArgs:
     model_name: str | None = None
     short_description: str | None = None
     model_description: str | None = None
-    license: str | None = None  # noqa: A003 - the original's argument name
+    license: str | None = None
     repository: str | None = None
     homepage: str | None = None
     required_platforms: list[str] | None = None

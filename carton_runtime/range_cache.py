@@ -59,7 +59,7 @@ class TailBlockCache:
         min_fetch: int = MIN_FETCH,
         max_bytes: int = BLOCK_CACHE_BYTES,
         name: str = "range cache",
-    ):
+    ) -> None:
         if not 0 <= tail_start <= size or tail_start + len(tail) != size:
             raise ValueError(f"the tail ({len(tail)} bytes at {tail_start}) must end the file ({size} bytes)")
         if min_fetch < 1 or max_bytes < 0:
@@ -139,7 +139,7 @@ class RangeFile(io.RawIOBase):
     Reads (and the position they move) are serialised by a lock, so threads may share it.
     """
 
-    def __init__(self, cache: RangeReader, size: int):
+    def __init__(self, cache: RangeReader, size: int) -> None:
         super().__init__()
         if size < 0:
             raise ValueError("negative size")

@@ -69,9 +69,7 @@ def _load_entry_points() -> list[Any]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
-            if isinstance(obj, type):
-                obj = obj()
-            elif callable(obj) and not hasattr(obj, "runner_name"):
+            if isinstance(obj, type) or callable(obj) and not hasattr(obj, "runner_name"):
                 obj = obj()
             runners.extend(obj if isinstance(obj, (list, tuple)) else [obj])
         except Exception as exc:  # noqa: BLE001 - a broken plug-in must not break loading

@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _private_carton_cache(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
+def _private_carton_cache(tmp_path_factory: pytest.TempPathFactory):
     """No test touches the user's real cache: the runtime (and every subprocess a test starts)
     caches under a session temporary directory unless CARTON_CACHE_DIR is already set."""
     patch = pytest.MonkeyPatch()

@@ -67,7 +67,7 @@ def private_format_part(name: str) -> str | None:
     return None
 
 
-def offending_imports(paths: list[Path], judge, root: Path = ROOT) -> list[str]:  # noqa: ANN001
+def offending_imports(paths: list[Path], judge, root: Path = ROOT) -> list[str]:
     """``file:line: statement (why)`` for every import that ``judge(name)`` objects to (a reason or None)."""
     found: dict[tuple[Path, int], set[str]] = {}
     for path in paths:
@@ -183,7 +183,7 @@ def test_report_names_every_file_and_line(tmp_path: Path) -> None:
     a, b = tmp_path / "carton_runtime" / "a.py", tmp_path / "carton_runtime" / "b.py"
     a.write_text("import os\ndef f():\n    from carton_format import _zip, errors\n    import carton_format._paths\n")
     b.write_text("from carton_format._schema import check\n")
-    judge = lambda name: f"private: {part}" if (part := private_format_part(name)) else None  # noqa: E731
+    judge = lambda name: f"private: {part}" if (part := private_format_part(name)) else None
     assert offending_imports([a, b], judge, root=tmp_path) == [
         "carton_runtime/a.py:3: from carton_format import _zip, errors  (private: carton_format._zip)",
         "carton_runtime/a.py:4: import carton_format._paths  (private: carton_format._paths)",

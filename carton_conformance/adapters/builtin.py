@@ -22,6 +22,7 @@ from carton_format.describe import describe_info
 
 from .protocol import PROTOCOL, main, tensor_json
 
+
 def opts_json(opts: dict[str, Any] | None) -> dict[str, Any] | None:
     if opts is None:
         return None
@@ -57,7 +58,7 @@ def tensor_from_json(doc: dict[str, Any]) -> np.ndarray:
 def _runtime() -> Any:
     """carton_runtime.sync when it provides load() and a model with infer(); None otherwise."""
     try:
-        import carton_runtime.sync as carton_sync  # noqa: PLC0415
+        import carton_runtime.sync as carton_sync
     except Exception:  # noqa: BLE001 - not installed, not finished, or torch missing
         return None
     return carton_sync if callable(getattr(carton_sync, "load", None)) else None
@@ -66,8 +67,8 @@ def _runtime() -> Any:
 def _fetcher_class() -> Any:
     """carton_runtime's LINKS fetcher (a ``fetch_linked`` callable) when importable."""
     try:
-        from carton_runtime.cache import Cache  # noqa: PLC0415
-        from carton_runtime.links_fetch import LinkFetcher  # noqa: PLC0415
+        from carton_runtime.cache import Cache
+        from carton_runtime.links_fetch import LinkFetcher
     except Exception:  # noqa: BLE001
         return None
     return lambda directory, limits: LinkFetcher(Cache(directory), limits)
@@ -166,6 +167,15 @@ def run(argv: list[str] | None = None) -> int:
         # the runtime's cache: never the user's, and empty for every adapter process
         os.environ.setdefault("CARTON_CACHE_DIR", tmp)
         return main(Builtin(), argv)
+
+__all__ = [
+    "Builtin",
+    "error_json",
+    "normalised",
+    "opts_json",
+    "run",
+    "tensor_from_json",
+]
 
 
 if __name__ == "__main__":

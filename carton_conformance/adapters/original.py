@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from protocol import PROTOCOL, main, tensor_json  # noqa: E402  (stdlib only, shared with the builtin adapter)
+from protocol import PROTOCOL, main, tensor_json
 
 MEMORY_LIMIT = 8 << 30
 PANICS = {"PanicException", "RustPanic"}
@@ -127,7 +127,7 @@ class Original:
     def inspect(self, archive: str, limits: Any) -> tuple[int, dict[str, Any]]:
         try:
             info = self.loop.run_until_complete(describe(archive))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             # A Rust panic is a crash, never a rejection: pyo3 raises PanicException (a BaseException)
             # for panics in synchronous code, pyo3-asyncio RustPanic for panics inside futures.
             if type(exc).__name__ in PANICS:
@@ -149,6 +149,14 @@ def _exit(code: int) -> None:
     sys.stderr.flush()
     # cartonml segfaults in interpreter teardown (its tokio runtime outlives finalisation): leave at once.
     os._exit(code)
+
+__all__ = [
+    "MEMORY_LIMIT",
+    "PANICS",
+    "Original",
+    "PanicError",
+    "describe",
+]
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def serve(handler: Any, *, on_stop: Callable[[], None] | None = None) -> int:
                 break
             code, result = dispatch(handler, request.get("op"), request)
             reply = {"seq": seq, "exit": code, "result": result}
-        except BaseException as exc:  # noqa: BLE001 - report every failure, panics included
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             reply = {"seq": seq, "errored": True, "context": "".join(traceback.format_exception(exc))[-4000:]}
@@ -113,7 +113,7 @@ def main(handler: Any, argv: list[str] | None = None, *, on_exit: Callable[[int]
             print(usage, file=sys.stderr)
             return 2
         code, result = dispatch(handler, op, request)
-    except BaseException as exc:  # noqa: BLE001 - a crash: traceback on stderr, exit 2
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         traceback.print_exception(exc, file=sys.stderr)
@@ -121,3 +121,11 @@ def main(handler: Any, argv: list[str] | None = None, *, on_exit: Callable[[int]
     sys.stdout.write(_dump(result) + "\n")
     sys.stdout.flush()
     return code
+
+__all__ = [
+    "PROTOCOL",
+    "dispatch",
+    "main",
+    "serve",
+    "tensor_json",
+]

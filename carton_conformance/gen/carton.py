@@ -299,3 +299,21 @@ def standard() -> Carton:
         "runner": runner(opts={"num_threads": 1}),
     }
     return c
+
+__all__ = [
+    "FILE_ATTR",
+    "LINK_ATTR",
+    "MODEL_BYTES",
+    "NUMPY",
+    "TOP_ORDER",
+    "VERSION_MADE_BY",
+    "Carton",
+    "manifest_bytes",
+    "minimal",
+    "misc_json",
+    "opts_json",
+    "runner",
+    "sha256",
+    "standard",
+    "tensor_json",
+]

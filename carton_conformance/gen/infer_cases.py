@@ -140,3 +140,11 @@ def generate(reg: Registry) -> None:
 def _softmax(y: np.ndarray) -> np.ndarray:
     e = np.exp(y - y.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+__all__ = [
+    "ANY_TORCH",
+    "MODELS",
+    "add",
+    "archive",
+    "generate",
+]

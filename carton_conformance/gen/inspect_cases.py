@@ -12,12 +12,21 @@ from typing import Any
 
 import numpy as np
 
+from ..constants import LOOPBACK_BASE
 from . import zipcraft as zc
 from .carton import (
-    FILE_ATTR, LINK_ATTR, MODEL_BYTES, VERSION_MADE_BY, Carton, manifest_bytes, minimal, opts_json, runner, sha256,
+    FILE_ATTR,
+    LINK_ATTR,
+    MODEL_BYTES,
+    VERSION_MADE_BY,
+    Carton,
+    manifest_bytes,
+    minimal,
+    opts_json,
+    runner,
+    sha256,
     standard,
 )
-from ..constants import LOOPBACK_BASE
 from .registry import Case, Registry, json_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -1286,3 +1295,22 @@ def _read(t: Inspect) -> None:
     c = standard()
     c.files["model/model.pt"] = b""
     t.valid("read/empty-model-file", "An empty model file is still a model file.", ["FMT-READ-3", "FMT-PATH-5"], c)
+
+__all__ = [
+    "DEAD_URL",
+    "ROOT",
+    "SHA_A",
+    "Inspect",
+    "MiB",
+    "TiB",
+    "built",
+    "generate",
+    "index_of",
+    "links_doc",
+    "model",
+    "original_expected",
+    "with_files",
+    "with_members",
+    "with_text",
+    "zbase",
+]

@@ -65,3 +65,11 @@ class Registry:
 
 def json_bytes(value: Any) -> bytes:
     return (json.dumps(value, indent=1, ensure_ascii=False, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
+
+__all__ = [
+    "FIELD_ORDER",
+    "ID_RE",
+    "Case",
+    "Registry",
+    "json_bytes",
+]

@@ -89,3 +89,12 @@ def _emit(lines: list[str], path: list[str], table: dict[str, Any]) -> None:
                 lines.append("")
                 lines.append(f"[[{dotted}]]")
                 _emit(lines, [*path, k], item)
+
+__all__ = [
+    "Inline",
+    "Raw",
+    "dumps",
+    "key",
+    "string",
+    "value",
+]

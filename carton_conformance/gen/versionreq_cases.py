@@ -151,3 +151,10 @@ def generate(reg: Registry) -> None:
         reg.add(Case(f"versionreq/{name}", "versionreq", f"{req!r} is not a valid requirement.", reqs,
                      {"result": "invalid", "categories": ["versionreq"], "codes": ["E-VERSIONREQ-INVALID"]},
                      fields={"requirement": req, "version": "1.0.0"}))
+
+__all__ = [
+    "INVALID",
+    "MATCHES",
+    "generate",
+    "slug",
+]

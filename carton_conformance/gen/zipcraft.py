@@ -349,3 +349,28 @@ def _central_header(m: Member, offset: int) -> bytes:
         + extra
         + m.comment
     )
+
+__all__ = [
+    "CENTRAL_SIG",
+    "DATA_DESCRIPTOR_SIG",
+    "EOCD_SIG",
+    "LOCAL_SIG",
+    "U16",
+    "U32",
+    "UNIX",
+    "ZIP64_EOCD_SIG",
+    "ZIP64_LOCATOR_SIG",
+    "Archive",
+    "Built",
+    "Member",
+    "archive",
+    "build",
+    "compress",
+    "data_descriptor",
+    "extra_field",
+    "member",
+    "patch",
+    "unicode_path_extra",
+    "unix_attr",
+    "zip64_extra",
+]

@@ -256,3 +256,20 @@ def make_encoder(method: int, level: int | None, size: int | None) -> Encoder | 
     if method == METHOD_ZSTD:
         return ZstdEncoder(3 if level is None else level, size)
     raise CartonFormatError("E-ARG-INVALID", f"compression method must be 0, 8 or 93, not {method}")
+
+__all__ = [
+    "INPUT_CHUNK",
+    "ZSTD_MAX_WINDOW",
+    "Decoder",
+    "DeflateDecoder",
+    "DeflateEncoder",
+    "Encoder",
+    "Source",
+    "StoredDecoder",
+    "ZstdDecoder",
+    "ZstdEncoder",
+    "ZstdFrameScanner",
+    "corrupt",
+    "make_decoder",
+    "make_encoder",
+]

@@ -24,10 +24,10 @@ import zlib
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from .._paths import check_member_path, collision_key
 from ..errors import CartonFormatError
 from ..integrity import PARALLEL_MIN, Crc32
 from ..limits import DEFAULT_LIMITS, Limits
-from .._paths import check_member_path, collision_key
 from .codecs import make_decoder
 from .records import (
     CENTRAL_SIG_BYTES,

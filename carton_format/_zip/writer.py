@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from .._paths import check_member_path, collision_key
 from ..errors import CartonFormatError
 from ..integrity import CHUNK_SIZE, DigestPair
 from ..limits import DEFAULT_LIMITS, Limits
-from .._paths import check_member_path, collision_key
 from .codecs import make_encoder
 from .records import (
     CREATE_UNIX,
@@ -483,3 +483,15 @@ class ZipWriter:
         )
         self._write_all(pack_eocd(end))
         log.debug("wrote central directory: %d members, %d bytes at %d (zip64=%s)", count, cd_size, cd_offset, zip64)
+
+__all__ = [
+    "DOS_DATE",
+    "DOS_TIME",
+    "FILE_ATTR",
+    "SYMLINK_ATTR",
+    "VERSION_MADE_BY",
+    "VERSION_NEEDED",
+    "VERSION_ZIP64",
+    "WrittenMember",
+    "ZipWriter",
+]

@@ -182,7 +182,7 @@ def _inference_guard() -> Any:
 class TorchScriptModel:
     """A loaded TorchScript module (see the module docstring for conversions)."""
 
-    def __init__(self, module: Any, device: Any):
+    def __init__(self, module: Any, device: Any) -> None:
         import torch
 
         self._torch = torch
@@ -300,7 +300,7 @@ class TorchScriptModel:
     def _run(self, prepared: dict[str, Any]) -> dict[str, np.ndarray]:
         try:
             out = self._forward(prepared)
-        except Exception as exc:  # noqa: BLE001 - torch.jit.Error, RuntimeError from argument checks
+        except Exception as exc:
             empty = [k for k, v in prepared.items() if type(v) is list and not v]
             if not (empty and "infer type" in str(exc)):
                 raise CartonRuntimeError("E-RUNTIME-INFER", f"forward raised: {str(exc).strip()}") from exc
@@ -325,9 +325,7 @@ class TorchScriptModel:
                     except (TypeError, RuntimeError):
                         pass
                 result[key] = self._tensor_out(key, value)
-            elif vtype is str:
-                result[key] = _np_array(value)
-            elif vtype is list and value and _all_str(value):
+            elif vtype is str or vtype is list and value and _all_str(value):
                 result[key] = _np_array(value)
             elif isinstance(value, tensor_type):  # a subclass, e.g. a returned Parameter
                 result[key] = self._tensor_out(key, value)
@@ -361,7 +359,7 @@ class TorchScriptModel:
                 raise CartonRuntimeError("E-RUNTIME-INPUT", f"input {key!r}: a {type(value).__name__} cannot be given to forward", name=key)
         try:
             return adapter(list(prepared), tensors, strs, lists)
-        except Exception as exc:  # noqa: BLE001 - as in _run
+        except Exception as exc:
             raise CartonRuntimeError("E-RUNTIME-INFER", f"forward raised: {str(exc).strip()}") from exc
 
     def _compile_adapter(self) -> Any:
@@ -415,8 +413,9 @@ def _make_adapter_class() -> Any:
     ``List[str]``, and calls the wrapped module's ``forward``."""
     global _adapter_class
     if _adapter_class is None:
-        import torch
         from typing import Dict, List
+
+        import torch
 
         class _TypedDictAdapter(torch.nn.Module):
             def __init__(self, inner: Any) -> None:

@@ -221,7 +221,7 @@ def _status(case: harness.Case, reply: harness.Reply, features: set[str] = FEATU
     return harness.judge(case, reply, features)[0]
 
 
-def _first_tensor(node):  # noqa: ANN001, ANN202
+def _first_tensor(node):
     if isinstance(node, dict):
         if "values" in node and node.get("values"):
             return node

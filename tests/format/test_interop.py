@@ -16,8 +16,8 @@ import pytest
 import carton_format as cf
 from carton_format.describe import describe_info
 
-from ..helpers.samples import write_kitchen_sink
 from ..helpers.original import original_describe, original_shrink
+from ..helpers.samples import write_kitchen_sink
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 WRITTEN = DATA / "original_written"

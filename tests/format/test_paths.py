@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from carton_format._paths import check_member_path, collision_key, portability_problem
 from carton_format.errors import CartonFormatError
 from carton_format.limits import Limits
-from carton_format._paths import check_member_path, collision_key, portability_problem
 
 SAFE = [
     "carton.toml",

@@ -35,7 +35,7 @@ class MemorySource:
     def member(self, name: str) -> cf.MemberInfo | None:
         return next((m for m in self._members if m.name == name), None)
 
-    def open(self, name: str):  # noqa: ANN201
+    def open(self, name: str):
         return io.BytesIO(self._data[name])
 
     def resolve_symlink(self, name: str) -> str:

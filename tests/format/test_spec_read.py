@@ -163,7 +163,7 @@ def test_nothing_under_model_is_loaded_executed_or_extracted(tmp_path: Path, mon
     marker = tmp_path / "pwned"
 
     class Payload:
-        def __reduce__(self):  # noqa: ANN204
+        def __reduce__(self):
             return (open, (str(marker), "w"))
 
     hostile = {

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from carton_format._toml import dump_toml, parse_toml
 from carton_format.errors import CartonFormatError
 from carton_format.limits import Limits
-from carton_format._toml import dump_toml, parse_toml
 
 KEYS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
 SCALARS = st.one_of(

@@ -8,8 +8,8 @@ independent desugaring into bounds, and that no input raises anything but Carton
 
 from __future__ import annotations
 
-import semver
 import pytest
+import semver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

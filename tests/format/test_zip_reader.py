@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carton_conformance.gen import zipcraft as zc
-from carton_format.errors import CartonFormatError
-from carton_format.limits import Limits
 from carton_format._paths import portability_problem
 from carton_format._zip.reader import ZipEntry, ZipReader
 from carton_format._zip.writer import ZipWriter
+from carton_format.errors import CartonFormatError
+from carton_format.limits import Limits
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 ORIGINAL = DATA / "original" / "test.carton"

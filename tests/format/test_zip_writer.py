@@ -16,10 +16,10 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carton_format.errors import CartonFormatError
 from carton_format._zip.reader import ZipReader
 from carton_format._zip.records import CENTRAL_STRUCT, EOCD_STRUCT, LOCAL_STRUCT
 from carton_format._zip.writer import ZipWriter
+from carton_format.errors import CartonFormatError
 
 METHODS = (0, 8, 93)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 import carton_format as cf
-from carton_format.manifest import format_manifest
 from carton_format._zip.reader import ZipReader
 from carton_format._zip.writer import ZipWriter
+from carton_format.manifest import format_manifest
 
 AUTO = object()
 

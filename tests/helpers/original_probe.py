@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "carton_conformance" / "adapters"))
 
-import cartonml  # noqa: E402
-from original import describe  # noqa: E402  (the conformance adapter: stdlib, numpy and cartonml only)
+import cartonml
+from original import describe
 
 
 async def main(argv):

@@ -269,7 +269,7 @@ def _handler(server: Server) -> type:
             if not head:
                 self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             path = self.path.split("?")[0]
             if server.delay:
                 time.sleep(server.delay)
@@ -307,7 +307,7 @@ def _handler(server: Server) -> type:
                     return self._send(206, data[start : end + 1], headers)
             return self._send(200, data, {})
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             target = server.root / self.path.lstrip("/")
             self._send(200 if target.is_file() else 404, b"", {}, head=True)
 
@@ -326,14 +326,14 @@ def _start(tmp_path_factory: pytest.TempPathFactory, ignore_range: bool) -> Any:
 
 
 @pytest.fixture(scope="session")
-def _range_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
+def _range_server(tmp_path_factory: pytest.TempPathFactory):
     httpd, state = _start(tmp_path_factory, ignore_range=False)
     yield state
     httpd.shutdown()
 
 
 @pytest.fixture(scope="session")
-def _norange_server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
+def _norange_server(tmp_path_factory: pytest.TempPathFactory):
     httpd, state = _start(tmp_path_factory, ignore_range=True)
     yield state
     httpd.shutdown()

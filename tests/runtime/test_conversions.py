@@ -20,7 +20,7 @@ NUMERIC_DTYPES = [
 ]
 
 
-def unpacked(models: dict[str, Path], name: str, **kwargs) -> carton_sync.Carton:  # noqa: ANN003
+def unpacked(models: dict[str, Path], name: str, **kwargs) -> carton_sync.Carton:
     return carton_sync.load_unpacked(models[name], "torchscript", "*", **kwargs)
 
 

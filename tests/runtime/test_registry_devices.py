@@ -21,7 +21,7 @@ from .test_api import INPUTS, check_outputs
 
 
 @pytest.fixture
-def echo_runner():  # noqa: ANN201
+def echo_runner():
     runner = EchoRunner()
     carton.register_runner(runner)
     yield runner
