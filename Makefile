@@ -7,7 +7,7 @@ ORIG_VENV := .venv-original
 ORIG_STAMP := $(ORIG_VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test setup original bench conformance conformance-original clean
+.PHONY: demo test lint setup original bench conformance conformance-original clean
 
 setup: $(STAMP)
 
@@ -28,7 +28,11 @@ $(ORIG_STAMP): constraints-original.txt
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
-test: $(STAMP) $(ORIG_STAMP)
+# ruff (configured in pyproject.toml) runs first: a lint finding fails the build like a test.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: $(STAMP) $(ORIG_STAMP) lint
 	CARTON_ORIGINAL_PYTHON=$(CURDIR)/$(ORIG_VENV)/bin/python CARTON_REQUIRE_ORIGINAL=1 \
 		$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 

@@ -83,7 +83,9 @@ def phase(name: str, model: Path, archive: Path) -> dict:
             t0 = time.perf_counter()
             with cf.read(archive, verify_hashes=False) as a:
                 a.info  # noqa: B018
-                reads.append((a.zip.bytes_read, a.zip.read_calls))
+                source = a.source
+                assert isinstance(source, cf.ZipSource), source
+                reads.append((source.zip_reader.bytes_read, source.zip_reader.read_calls))
             times.append(time.perf_counter() - t0)
         times.sort()
         extra.update(median_ms=times[len(times) // 2] * 1e3, bytes_read=reads[0][0], read_calls=reads[0][1])

@@ -92,9 +92,9 @@ def bench_infer(work: Path, calls: int) -> dict:
             return {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
 
         infer = model.infer
-        direct_us, sync_us = per_call_us([direct, lambda: infer(inputs)], calls)
+        direct_us, sync_us = per_call_us([direct, lambda infer=infer, inputs=inputs: infer(inputs)], calls)
 
-        async def run_async(n: int) -> float:
+        async def run_async(n: int, packed: Any = packed, inputs: dict = inputs) -> float:
             amodel = await carton.load(packed, visible_device="cpu")
             for _ in range(200):
                 await amodel.infer(inputs)

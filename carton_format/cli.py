@@ -143,7 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("validate", help="check archives against the v1 spec", description="Check archives; one line per finding (FILE: CODE message). Exit 0 when all are valid, 1 when any is invalid.")
+    p = sub.add_parser(
+        "validate",
+        help="check archives against the v1 spec",
+        description="Check archives; one line per finding (FILE: CODE message). Exit 0 when all are valid, 1 when any is invalid.",
+    )
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--no-verify-hashes", action="store_true", help="skip the deep MANIFEST hash check")
@@ -154,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("ls", help="list members, sizes, methods and hash status", description="List every MANIFEST path with its size, compression method and hash status.")
+    p = sub.add_parser(
+        "ls",
+        help="list members, sizes, methods and hash status",
+        description="List every MANIFEST path with its size, compression method and hash status.",
+    )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-verify-hashes", action="store_true", help="do not hash members (status 'unchecked')")
@@ -163,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     for ep in entry_points(group="carton.cli"):
         try:
             ep.load()(sub)
-        except Exception as exc:  # a broken plug-in must not break the core commands
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not break the core commands
             log.warning("could not load CLI commands from %s: %s", ep.value, exc)
     return parser
 

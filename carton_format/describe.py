@@ -47,6 +47,7 @@ def _values(array: np.ndarray) -> list[Any]:
 
 
 def describe_misc(value: Any, *, with_values: bool) -> dict[str, Any]:
+    """Size (and optionally sha256) of a misc file, lazy or bytes."""
     if not isinstance(value, (bytes, bytearray, memoryview)):
         if not with_values:
             return {"misc_size": value.size}
@@ -60,6 +61,7 @@ def describe_misc(value: Any, *, with_values: bool) -> dict[str, Any]:
 
 
 def describe_spec(spec: TensorSpec) -> dict[str, Any]:
+    """A TensorSpec as plain JSON values (``description`` and ``internal_name`` only when set)."""
     out: dict[str, Any] = {"name": spec.name, "dtype": spec.dtype, "shape": spec.shape}
     if spec.description is not None:
         out["description"] = spec.description

@@ -165,6 +165,7 @@ class CartonError(ValueError):
 
     @property
     def category(self) -> Category:
+        """The coarse family the code belongs to."""
         return CODES[self.code][0]
 
     def __str__(self) -> str:
@@ -180,6 +181,7 @@ class CartonError(ValueError):
         return (_rebuild, (type(self), self.code, self.message, self.__dict__))
 
     def to_finding(self) -> "Finding":
+        """This error as a validation :class:`Finding`."""
         return Finding(self.code, self.message, member=self.member, key=self.key)
 
 
@@ -205,14 +207,17 @@ class Finding:
 
     @property
     def is_error(self) -> bool:
+        """True for an error (``E-``), False for a warning (``W-``)."""
         return self.code.startswith("E-")
 
     @property
     def category(self) -> str | None:
+        """The code's category name, or None for warnings and unknown codes."""
         cat = category_of(self.code)
         return cat.value if cat else None
 
     def to_dict(self) -> dict[str, str | None]:
+        """The finding as plain JSON values (``carton validate --json``)."""
         return {
             "code": self.code,
             "category": self.category,
@@ -229,9 +234,11 @@ class FindingCollector:
     findings: list[Finding] = field(default_factory=list)
 
     def error(self, err: CartonError) -> None:
+        """Record an error as a finding."""
         self.findings.append(err.to_finding())
 
     def warn(self, code: str, message: str, *, member: str | None = None, key: str | None = None) -> None:
+        """Record a warning; ``code`` must be a registered warning code."""
         if code not in WARNING_CODES:
             raise ValueError(f"unknown warning code {code!r}")
         self.findings.append(Finding(code, message, member=member, key=key))

@@ -112,10 +112,11 @@ class Crc32:
         if self._error is None:
             try:
                 self._crc = zlib.crc32(data, self._crc)
-            except BaseException as exc:  # pragma: no cover - crc32 of a buffer cannot fail
+            except BaseException as exc:  # noqa: BLE001 # pragma: no cover - crc32 of a buffer cannot fail; _drain re-raises
                 self._error = exc
 
     def update(self, data: Buffer) -> None:
+        """Add ``data`` to the CRC; a mutable buffer may be reused once this returns."""
         n = _nbytes(data)
         if not self._pending and n < self._parallel_min:
             self._crc = zlib.crc32(data, self._crc)
@@ -170,10 +171,11 @@ class DigestPair:
             self._crc = zlib.crc32(chunk, self._crc)
             if self._sink is not None:
                 self._sink(chunk)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread by update()
             self._error = exc
 
     def update(self, chunk: Buffer) -> None:
+        """Hash ``chunk`` (and pass it to the sink); returns once the chunk is fully processed."""
         if self._closed:
             raise ValueError("DigestPair is closed")
         if self._error is not None:
@@ -200,12 +202,15 @@ class DigestPair:
         return self._size
 
     def sha256_hex(self) -> str:
+        """SHA-256 of everything passed so far, as lowercase hex."""
         return self._sha.hexdigest()
 
     def sha256_digest(self) -> bytes:
+        """SHA-256 of everything passed so far, as raw bytes."""
         return self._sha.digest()
 
     def crc32(self) -> int:
+        """CRC-32 of everything passed so far."""
         return self._crc
 
     def close(self) -> None:
@@ -262,9 +267,11 @@ class VerifyingReader(io.RawIOBase):
         self._done = False
 
     def readable(self) -> bool:
+        """A verifying reader is always readable."""
         return True
 
     def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the stream; the read that reaches the end checks the sha256."""
         view = memoryview(buffer).cast("B")
         data = self._raw.read(len(view))
         n = len(data)
@@ -277,6 +284,7 @@ class VerifyingReader(io.RawIOBase):
         return n
 
     def close(self) -> None:
+        """Close the underlying stream too."""
         try:
             self._raw.close()
         finally:

@@ -44,6 +44,7 @@ class LazyTensor:
         return cls(None, carton_dtype_of(array, where="tensor"), tuple(array.shape), lambda: value)
 
     def load(self) -> np.ndarray | list[np.ndarray]:
+        """The tensor's value, read (and verified) on the first call and kept."""
         with self._lock:
             if self._value is None:
                 self._value = self._loader()
@@ -76,9 +77,11 @@ class LazyMiscFile:
         return cls(None, len(data), lambda: io.BytesIO(data))
 
     def open(self) -> IO[bytes]:
+        """A fresh stream of the whole file (verified at its end)."""
         return self._opener()
 
     def read(self) -> bytes:
+        """The whole file (hash-verified)."""
         with self._opener() as stream:
             return stream.read()
 

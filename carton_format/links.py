@@ -23,6 +23,7 @@ class Links:
     version: int | None = LINKS_VERSION  # None when the file has no version key
 
     def urls_for(self, sha256: str) -> list[str]:
+        """URLs to try for the file with this sha256 (empty when it has none)."""
         return self.urls.get(sha256, [])
 
 
@@ -59,6 +60,7 @@ def links_from_document(doc: dict[str, Any]) -> Links:
 
 
 def links_to_document(links: Links) -> dict[str, Any]:
+    """The LINKS document for ``links``, after checking its hashes and URLs (``E-ARG-INVALID``)."""
     for sha, url_list in links.urls.items():
         if not is_sha256_hex(sha):
             raise CartonFormatError("E-ARG-INVALID", f"linked_files key {sha!r} is not a lowercase hex sha256")

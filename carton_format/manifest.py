@@ -20,6 +20,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def is_sha256_hex(text: str) -> bool:
+    """True for a lowercase hex sha256 (64 characters)."""
     return _SHA256.fullmatch(text) is not None
 
 
@@ -33,6 +34,7 @@ class Manifest:
     raw: bytes = field(default=b"", repr=False)
 
     def hashes(self) -> set[str]:
+        """Every distinct sha256 the manifest lists."""
         return set(self.entries.values())
 
 
@@ -77,7 +79,7 @@ def parse_manifest(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Manifest:
 
 
 def format_manifest(entries: dict[str, str]) -> bytes:
-    """MANIFEST bytes: byte-wise sorted by UTF-8 path, every line ending in ``\\n``."""
+    r"""MANIFEST bytes: byte-wise sorted by UTF-8 path, every line ending in ``\n``."""
     ordered = sorted(entries.items(), key=lambda item: item[0].encode("utf-8"))
     return "".join(f"{path}={digest}\n" for path, digest in ordered).encode("utf-8")
 

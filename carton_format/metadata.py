@@ -108,6 +108,7 @@ def _arg_error(key: str, message: str) -> CartonFormatError:
 
 
 def shape_to_toml(shape: Shape, key: str) -> str | list[int | str]:
+    """A Python shape as carton.toml spells it (``None`` becomes ``"*"``); a bad one raises E-ARG-INVALID at ``key``."""
     if shape is None:
         return ANY
     if isinstance(shape, str):
@@ -128,6 +129,7 @@ def shape_to_toml(shape: Shape, key: str) -> str | list[int | str]:
 
 
 def tensor_spec_to_toml(spec: TensorSpec, key: str) -> dict[str, Any]:
+    """A TensorSpec as an ``[[input]]`` / ``[[output]]`` table; a bad one raises E-ARG-INVALID at ``key``."""
     if not isinstance(spec, TensorSpec):
         raise _arg_error(key, f"must be a TensorSpec, not {type(spec).__name__}")
     doc: dict[str, Any] = {"name": spec.name, "dtype": spec.dtype, "shape": shape_to_toml(spec.shape, f"{key}.shape")}
@@ -139,6 +141,7 @@ def tensor_spec_to_toml(spec: TensorSpec, key: str) -> dict[str, Any]:
 
 
 def runner_to_toml(runner: RunnerInfo) -> dict[str, Any]:
+    """The ``[runner]`` table, version requirement normalised; refuses what a reader could not load."""
     from .version_req import VersionReq
 
     if not isinstance(runner, RunnerInfo):
@@ -223,12 +226,14 @@ def _name_and_description(obj: SelfTest | Example) -> dict[str, Any]:
 
 
 def shape_from_toml(value: str | list[int | str]) -> Shape:
+    """A carton.toml shape in the Python encoding (``"*"`` becomes ``None``)."""
     if isinstance(value, str):
         return None if value == ANY else value
     return [None if dim == ANY else dim for dim in value]
 
 
 def tensor_spec_from_toml(doc: dict[str, Any]) -> TensorSpec:
+    """A TensorSpec from a schema-checked ``[[input]]`` / ``[[output]]`` table."""
     return TensorSpec(
         name=doc["name"],
         dtype=doc["dtype"],
@@ -239,6 +244,7 @@ def tensor_spec_from_toml(doc: dict[str, Any]) -> TensorSpec:
 
 
 def runner_from_toml(doc: dict[str, Any]) -> RunnerInfo:
+    """A RunnerInfo from a schema-checked ``[runner]`` table (version requirement normalised)."""
     from .version_req import VersionReq
 
     opts = doc.get("opts")

@@ -106,14 +106,17 @@ class CartonArchive:
 
     @property
     def warnings(self) -> list[Finding]:
+        """Warnings found while reading the archive."""
         return [f for f in self._warnings.findings if not f.is_error]
 
     @property
     def manifest(self) -> dict[str, str]:
+        """MANIFEST as ``{path: sha256}`` (a copy)."""
         return dict(self.manifest_info.entries)
 
     @property
     def manifest_sha256(self) -> str:
+        """sha256 of the exact MANIFEST bytes: the model's identity."""
         return self.manifest_info.sha256
 
     @property
@@ -174,7 +177,7 @@ class CartonArchive:
         for name in self._files:
             if name not in listed and name not in (MANIFEST_PATH, LINKS_PATH):
                 self._report(CartonFormatError("E-MANIFEST-UNLISTED", "is in the archive but not in MANIFEST", member=name))
-        for path, sha in listed.items():
+        for path in listed:
             if path not in self._files and not self.linked_urls(path):
                 self._report(
                     CartonFormatError("E-MANIFEST-MISSING-FILE", "is listed in MANIFEST but neither in the archive nor in LINKS", member=path)
@@ -224,7 +227,9 @@ class CartonArchive:
             fatal = True
             self._report(CartonFormatError(exc.code, exc.message, member=CARTON_TOML, key="runner.required_framework_version"))
         if "runner_compat_version" not in runner:
-            self._warn("W-RUNNER-COMPAT-MISSING", "is missing; the original's reader requires it", member=CARTON_TOML, key="runner.runner_compat_version")
+            self._warn(
+                "W-RUNNER-COMPAT-MISSING", "is missing; the original's reader requires it", member=CARTON_TOML, key="runner.runner_compat_version"
+            )
         short = document.get("short_description")
         if isinstance(short, str) and short_description_too_long(short):
             self._warn("W-SHORT-DESCRIPTION", "is longer than 100 characters", member=CARTON_TOML, key="short_description")
@@ -245,7 +250,10 @@ class CartonArchive:
             if entry.member is not None and entry.member not in self.manifest_info.entries:
                 self._report(
                     CartonFormatError(
-                        "E-TENSOR-FILE-MISSING", f"tensor {entry.name!r}: {entry.member} is not in MANIFEST", member=INDEX_PATH, key=f"tensor[{i}].file"
+                        "E-TENSOR-FILE-MISSING",
+                        f"tensor {entry.name!r}: {entry.member} is not in MANIFEST",
+                        member=INDEX_PATH,
+                        key=f"tensor[{i}].file",
                     )
                 )
         return index
@@ -271,6 +279,7 @@ class CartonArchive:
         return self._lazy.misc_file(path[len(MISC_DIR):], entry.size if entry else None, lambda: self.open(path))
 
     def lazy_tensor(self, entry: IndexEntry) -> Any:
+        """A lazy value for the entry, from the reader's lazy factories; loading it verifies the bytes."""
         return self._lazy.tensor(entry.name, entry.dtype, entry.shape, lambda: self.load_tensor(entry))
 
     def load_tensor(self, entry: IndexEntry) -> Any:
@@ -390,6 +399,7 @@ class CartonArchive:
                 self._report(exc)
 
     def close(self) -> None:
+        """Close the archive's source."""
         self._source.close()
 
     def __enter__(self) -> "CartonArchive":

@@ -43,10 +43,12 @@ class MemberInfo:
 
     @property
     def is_symlink(self) -> bool:
+        """True for a symlink member."""
         return self.kind == "symlink"
 
     @property
     def is_dir(self) -> bool:
+        """True for a directory entry."""
         return self.kind == "directory"
 
 
@@ -104,7 +106,9 @@ class ArchiveSource(Protocol):
         layout has none."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the source holds open (a zip source's file, if it opened it)."""
+        ...
 
 
 def read_member(source: ArchiveSource, name: str, max_bytes: int, *, limit_code: str = "E-LIMIT-MEMBER-SIZE") -> bytes:

@@ -39,9 +39,11 @@ class IndexEntry:
 
     @property
     def numel(self) -> int:
+        """Number of elements the shape holds (1 for a scalar)."""
         return math.prod(self.shape or ())
 
     def to_document(self) -> dict[str, Any]:
+        """The entry as an index.toml ``[[tensor]]`` table."""
         doc: dict[str, Any] = {"name": self.name, "dtype": self.dtype}
         if self.shape is not None:
             doc["shape"] = list(self.shape)
@@ -61,6 +63,7 @@ class TensorIndex:
 
     @classmethod
     def empty(cls) -> "TensorIndex":
+        """An index with no tensors (an archive without index.toml)."""
         return cls({}, frozenset())
 
 
@@ -129,6 +132,7 @@ def _check_size(name: str, dtype: str, shape: tuple[int, ...], i: int, limits: L
 
 
 def index_to_document(entries: Iterable[IndexEntry]) -> dict[str, Any]:
+    """The index.toml document for these entries, in order."""
     return {"tensor": [e.to_document() for e in entries]}
 
 
@@ -137,6 +141,7 @@ def index_to_document(entries: Iterable[IndexEntry]) -> dict[str, Any]:
 
 
 def expected_numeric_size(entry: IndexEntry) -> int:
+    """Bytes a numeric tensor's ``.bin`` file must hold (elements x item size)."""
     return entry.numel * NUMERIC_DTYPES[entry.dtype].itemsize
 
 
@@ -187,6 +192,7 @@ def _as_array(value: Any, where: str) -> np.ndarray:
 
 
 def encode_string_payload(array: np.ndarray, where: str) -> bytes:
+    """A string tensor's ``.toml`` file (``data = [...]``, C order); E-ARG-INVALID for a string that is not valid Unicode."""
     from ._toml import dump_toml
 
     items = [str(x) for x in array.reshape(-1)]

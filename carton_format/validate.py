@@ -23,17 +23,21 @@ class ValidationReport:
 
     @property
     def errors(self) -> list[Finding]:
+        """The findings that are errors (``E-``)."""
         return [f for f in self.findings if f.is_error]
 
     @property
     def warnings(self) -> list[Finding]:
+        """The findings that are warnings (``W-``)."""
         return [f for f in self.findings if not f.is_error]
 
     @property
     def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
         return not self.errors
 
     def to_dict(self) -> dict[str, object]:
+        """The report as plain JSON values (``carton validate --json``)."""
         return {
             "file": self.source,
             "ok": self.ok,

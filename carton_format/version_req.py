@@ -67,7 +67,7 @@ class _ParseError(Exception):
 
 
 def _quoted_char(ch: str) -> str:
-    """Rust's ``{:?}`` for a char: ``'a'``, ``'\\0'``, ``'\\n'``, ``'\\u{301}'``.
+    r"""Rust's ``{:?}`` for a char: ``'a'``, ``'\0'``, ``'\n'``, ``'\u{301}'``.
 
     Exact for ASCII; for other non-printable characters Python's ``isprintable`` stands in for
     Rust's printability table, so the escaping of exotic characters may differ.
@@ -507,8 +507,8 @@ class VersionReq:
         """Rust ``VersionReq::matches``: every comparator matches, plus the pre-release rule.
 
         A pre-release version (e.g. ``2.2.0-a0``) only matches if some comparator names the same
-        ``major.minor.patch`` with a pre-release, so ``>=2.0`` does not pick up nightlies.  Build metadata (``+cpu``) is ignored.  A bad version string raises
-        ``CartonFormatError("E-ARG-INVALID")``.
+        ``major.minor.patch`` with a pre-release, so ``>=2.0`` does not pick up nightlies.  Build metadata (``+cpu``) is
+        ignored.  A bad version string raises ``CartonFormatError("E-ARG-INVALID")``.
         """
         ver = _coerce_version(version)
         if not all(_matches_impl(cmp, ver) for cmp in self.comparators):

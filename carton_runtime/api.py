@@ -61,29 +61,37 @@ class AsyncCarton:
 
     @property
     def info(self) -> cf.CartonInfo:
+        """The model's metadata, load overrides merged in; its lazy values are awaitable."""
         return self._sync.info
 
     @property
     def manifest_sha256(self) -> str | None:
+        """Identifies the archive (None for ``load_unpacked``)."""
         return self._sync.manifest_sha256
 
     @property
     def device(self) -> Any:
+        """The device the model was loaded on."""
         return self._sync.device
 
     async def infer(self, tensors: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Run the model on ``{name: numpy array}`` (inline when it is fast); returns ``{name: numpy array}``."""
         return await self._call(self._sync.infer, tensors)
 
     async def seal(self, tensors: dict[str, Any]) -> SealHandle:
+        """Convert (and move to the device) inputs now; ``infer_with_handle`` runs them later."""
         return await self._call(self._sync.seal, tensors)
 
     async def infer_with_handle(self, handle: SealHandle) -> dict[str, np.ndarray]:
+        """Run inputs sealed by :meth:`seal`; each handle works once."""
         return await self._call(self._sync.infer_with_handle, handle)
 
     async def run_self_tests(self) -> list[SelfTestResult]:
+        """Run every self test on a worker thread; one result per test."""
         return await asyncio.to_thread(self._sync.run_self_tests)
 
     def close(self) -> None:
+        """Release the model; later calls raise ``E-RUNTIME-CLOSED``."""
         self._sync.close()
 
     async def __aenter__(self) -> "AsyncCarton":

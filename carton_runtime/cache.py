@@ -46,6 +46,7 @@ def default_root() -> Path:
 
 
 def url_key(url: str) -> str:
+    """The name of a URL's record under ``urls/`` (the sha256 of the URL)."""
     return hashlib.sha256(url.encode("utf-8")).hexdigest()
 
 
@@ -104,6 +105,7 @@ class Cache:
     # -- content-addressed files ------------------------------------------------------------
 
     def file_path(self, sha256: str) -> Path:
+        """Where the file with this sha256 lives (or would live) in the cache."""
         return self.root / "files" / sha256 / "file"
 
     def lookup(self, sha256: str, size: int | None = None) -> Path | None:
@@ -169,6 +171,7 @@ class Cache:
         return self.lookup(data["sha256"], data.get("size"))
 
     def url_record(self, url: str, sha256: str, size: int) -> None:
+        """Remember which file (sha256, size) a remote archive URL gave; the record is replaced atomically."""
         urls = self._dir("urls")
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=urls)
         with os.fdopen(fd, "w") as fh:
@@ -183,6 +186,7 @@ class Cache:
             shutil.rmtree(self.root / name, ignore_errors=True)
 
     def size_bytes(self) -> int:
+        """Total bytes under the cache root (files, URL records and locks)."""
         total = 0
         for dirpath, _dirs, files in os.walk(self.root):
             for f in files:

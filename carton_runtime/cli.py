@@ -245,7 +245,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--homepage")
     p.add_argument("--platform", action="append", metavar="TRIPLE", help="required platform target triple (repeatable)")
     p.add_argument("--misc", action="append", metavar="NAME=@FILE", help="add a misc file (repeatable)")
-    p.add_argument("--link", action="append", metavar="SHA256=URL", help="leave the model file with this sha256 out of the zip, fetched from URL (repeatable)")
+    p.add_argument(
+        "--link", action="append", metavar="SHA256=URL", help="leave the model file with this sha256 out of the zip, fetched from URL (repeatable)"
+    )
     p.add_argument("--compression", choices=("stored", "zstd", "deflate"), default="stored")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(func=_wrap(cmd_pack))

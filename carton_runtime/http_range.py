@@ -17,13 +17,14 @@ in :mod:`carton_runtime.range_cache`, which :class:`HttpRangeFile` composes.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import re
 import threading
 import urllib.error
 import urllib.request
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
 from .errors import CartonRuntimeError
@@ -46,6 +47,7 @@ _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECA
 
 
 def timeout() -> float:
+    """Socket timeout in seconds for HTTP requests (``CARTON_HTTP_TIMEOUT``, default 60)."""
     try:
         return float(os.environ.get(ENV_TIMEOUT, "60"))
     except ValueError:
@@ -68,7 +70,9 @@ def check_http_url(url: str) -> None:
 class _Redirects(urllib.request.HTTPRedirectHandler):
     max_redirections = MAX_REDIRECTS
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
+    def redirect_request(
+        self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: http.client.HTTPMessage, newurl: str
+    ) -> urllib.request.Request | None:
         parts = urlsplit(newurl)
         if parts.scheme not in ("http", "https") or "@" in parts.netloc:
             raise CartonRuntimeError("E-RUNTIME-HTTP", f"{req.full_url}: refusing a redirect to {newurl!r}")
@@ -78,7 +82,9 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
 class Opener(Protocol):
     """What requests go through: a ``urllib.request.OpenerDirector`` or anything with its ``open``."""
 
-    def open(self, fullurl: Any, data: Any = None, timeout: float = ...) -> Any: ...
+    def open(self, fullurl: Any, data: Any = None, timeout: float = ...) -> Any:
+        """Send a request (``fullurl``: a URL or a ``Request``) and return the response."""
+        ...
 
 
 _opener_lock = threading.Lock()
@@ -86,6 +92,7 @@ _opener: urllib.request.OpenerDirector | None = None
 
 
 def opener() -> urllib.request.OpenerDirector:
+    """The process-wide opener; it refuses redirects to non-http(s) URLs or URLs with user information."""
     global _opener
     with _opener_lock:
         if _opener is None:
@@ -127,6 +134,7 @@ def http_get(url: str, headers: dict[str, str] | None = None, *, opener: Opener 
 
 
 def content_length(response: Any) -> int | None:
+    """The response's Content-Length, or None when it is missing or malformed."""
     value = response.headers.get("Content-Length")
     if value is None:
         return None
@@ -207,7 +215,9 @@ class HttpRangeFetcher:
             return http_get(self.url, {"Range": range_value, "Accept-Encoding": "identity"}, opener=self.opener)
         except HttpStatusError as exc:
             if exc.status == 416:
-                raise CartonRuntimeError("E-RUNTIME-HTTP", f"{self.url}: the server refused the range {range_value} (416); is the file empty?") from None
+                raise CartonRuntimeError(
+                    "E-RUNTIME-HTTP", f"{self.url}: the server refused the range {range_value} (416); is the file empty?"
+                ) from None
             raise
 
     def _count(self, n: int) -> None:
@@ -287,14 +297,17 @@ class HttpRangeFile(RangeFile):
 
     @property
     def url(self) -> str:
+        """The archive's URL."""
         return self.fetcher.url
 
     @property
     def requests(self) -> int:
+        """HTTP requests made so far (the tail fetch included)."""
         return self.fetcher.requests
 
     @property
     def bytes_fetched(self) -> int:
+        """Body bytes received so far."""
         return self.fetcher.bytes_fetched
 
 

@@ -22,6 +22,7 @@ class LazyLoadedTensor(cf.LazyTensor):
     __slots__ = ()
 
     async def get(self) -> Any:
+        """The tensor's value, loaded on a worker thread (an awaitable, as in ``cartonml``)."""
         return await asyncio.to_thread(self.load)
 
     def __repr__(self) -> str:
@@ -43,6 +44,7 @@ class LazyLoadedMiscFile:
 
     @classmethod
     def of(cls, data: bytes | bytearray | memoryview) -> "LazyLoadedMiscFile":
+        """Bytes already in memory."""
         data = bytes(data)
         return cls(None, len(data), lambda: io.BytesIO(data))
 
@@ -51,6 +53,7 @@ class LazyLoadedMiscFile:
         return self._opener()
 
     def read_sync(self, size_bytes: int | None = None) -> bytes:
+        """Blocking :meth:`read`: the next ``size_bytes`` bytes (all that is left when None)."""
         if size_bytes is not None and (isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 0):
             raise ValueError("size_bytes must be a non-negative int or None")
         with self._lock:
@@ -59,6 +62,7 @@ class LazyLoadedMiscFile:
             return self._stream.read() if size_bytes is None else self._stream.read(size_bytes)
 
     async def read(self, size_bytes: int | None = None) -> bytes:
+        """The next ``size_bytes`` bytes (all that is left when None), read on a worker thread."""
         return await asyncio.to_thread(self.read_sync, size_bytes)
 
     def __repr__(self) -> str:

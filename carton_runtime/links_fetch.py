@@ -134,6 +134,7 @@ class LinkFetcher:
         self.downloads = 0  # files actually downloaded by this fetcher
 
     def __call__(self, path: str, sha256: str, urls: list[str]) -> IO[bytes]:
+        """The verified file, opened for reading: the ``carton_format.read(fetch_linked=)`` hook."""
         return open(self.fetch(path, sha256, urls), "rb")
 
     def fetch(self, path: str | None, sha256: str, urls: list[str]) -> Path:

@@ -35,6 +35,7 @@ RUNNER_OPT_TYPES = (int, float, str, bool)
 
 
 def check_runner_opts(opts: Any, arg: str) -> dict[str, Any] | None:
+    """Check runner options (``arg`` names them in errors): None, or a dict of str -> int | float | str | bool (copied)."""
     if opts is None:
         return None
     if not isinstance(opts, dict):
@@ -88,6 +89,7 @@ class LoadOptions:
     override_runner_opts: dict[str, Any] | None = None
 
     def merged_info(self, info: cf.CartonInfo) -> cf.CartonInfo:
+        """``info`` with this load's overrides merged in."""
         return merge_overrides(info, self.override_runner_name, self.override_required_framework_version, self.override_runner_opts)
 
 

@@ -42,6 +42,7 @@ class Location:
 
     @property
     def is_remote(self) -> bool:
+        """True for an http(s) URL."""
         return self.kind == "http"
 
 
@@ -94,6 +95,7 @@ class OpenedArchive:
         weakref.finalize(self.archive, _close_quietly, self.archive, self.remote)
 
     def close(self) -> None:
+        """Close the archive and, for a remote one, its range-request file."""
         _close_quietly(self.archive, self.remote)
 
 

@@ -106,6 +106,7 @@ class BlockingCarton:
         return handle
 
     def infer_with_handle(self, handle: SealHandle) -> dict[str, np.ndarray]:
+        """Run inputs sealed by :meth:`seal`; each handle works once."""
         if not isinstance(handle, SealHandle) or handle._owner is not self:
             raise CartonRuntimeError("E-RUNTIME-HANDLE", f"{handle!r} was not sealed by this model")
         with self._lock:
@@ -123,6 +124,7 @@ class BlockingCarton:
     # -- lifetime ------------------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Release the runner model; later calls raise ``E-RUNTIME-CLOSED``."""
         model, self._runner_model = self._runner_model, None
         self.infer = _closed  # type: ignore[method-assign]
         self._infer_prepared = _closed
@@ -135,6 +137,7 @@ class BlockingCarton:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` was called."""
         return self._runner_model is None
 
     def __enter__(self) -> "BlockingCarton":

@@ -72,6 +72,7 @@ class ArchiveModelFiles:
     # -- listing and streams ------------------------------------------------------------------
 
     def names(self) -> list[str]:
+        """Files under ``model/``, relative to it, as MANIFEST lists them."""
         return [p[len(MODEL_PREFIX):] for p in self._manifest if p.startswith(MODEL_PREFIX)]
 
     def _member(self, name: str) -> str:
@@ -81,9 +82,11 @@ class ArchiveModelFiles:
         return member
 
     def sha256(self, name: str) -> str:
+        """The MANIFEST sha256 of a model file."""
         return self._manifest[self._member(name)]
 
     def open(self, name: str) -> IO[bytes]:
+        """A stream of a model file's verified content (the cached file when there is one)."""
         member = self._member(name)
         hit = self.cache.lookup(self._manifest[member])
         if hit is not None:
@@ -91,6 +94,7 @@ class ArchiveModelFiles:
         return self.archive.open(member)
 
     def read_bytes(self, name: str) -> bytes:
+        """A model file's whole verified content."""
         with self.open(name) as stream:
             return stream.read()
 
@@ -109,6 +113,7 @@ class ArchiveModelFiles:
 
     @contextlib.contextmanager
     def local_file(self, name: str) -> Iterator[Path]:
+        """A local path holding a model file's content, verified when the ``with`` block exits (see the module docstring)."""
         member = self._member(name)
         sha = self._manifest[member]
         hit = self.cache.lookup(sha)
@@ -175,6 +180,7 @@ class InMemoryModelFiles:
         self.root = root
 
     def names(self) -> list[str]:
+        """Every file under the directory, relative to it, sorted."""
         out = []
         for dirpath, _dirs, files in os.walk(self.root, followlinks=True):
             for f in files:
@@ -188,13 +194,16 @@ class InMemoryModelFiles:
         return path
 
     def open(self, name: str) -> IO[bytes]:
+        """A stream of a file in the directory."""
         return open(self._path(name), "rb")
 
     def read_bytes(self, name: str) -> bytes:
+        """A file's whole content."""
         return self._path(name).read_bytes()
 
     @contextlib.contextmanager
     def local_file(self, name: str) -> Iterator[Path]:
+        """The file itself, in place (nothing to verify)."""
         yield self._path(name)
 
 

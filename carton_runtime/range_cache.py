@@ -36,7 +36,9 @@ Fetcher = Callable[[int, int], bytes]
 class RangeReader(Protocol):
     """What :class:`RangeFile` reads through: ``read(pos, n)`` returns bytes [pos, pos + n)."""
 
-    def read(self, pos: int, n: int) -> bytes: ...
+    def read(self, pos: int, n: int) -> bytes:
+        """Bytes [pos, pos + n), cut short at the end of the file."""
+        ...
 
 
 class TailBlockCache:
@@ -82,6 +84,7 @@ class TailBlockCache:
 
     @property
     def block_count(self) -> int:
+        """Blocks held (the tail not counted)."""
         return len(self._blocks)
 
     def read(self, pos: int, n: int) -> bytes:
@@ -149,15 +152,19 @@ class RangeFile(io.RawIOBase):
         self._lock = threading.RLock()
 
     def readable(self) -> bool:
+        """A range file is always readable."""
         return True
 
     def seekable(self) -> bool:
+        """A range file is always seekable."""
         return True
 
     def tell(self) -> int:
+        """The current position."""
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move the position (``whence``: ``io.SEEK_SET``, ``SEEK_CUR`` or ``SEEK_END``); returns the new one."""
         with self._lock:
             if whence == io.SEEK_SET:
                 pos = offset
@@ -173,12 +180,14 @@ class RangeFile(io.RawIOBase):
             return pos
 
     def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the current position; returns the bytes read (0 at the end)."""
         view = memoryview(buffer).cast("B")
         data = self.read(len(view))
         view[: len(data)] = data
         return len(data)
 
     def read(self, n: int | None = -1) -> bytes:
+        """Up to ``n`` bytes from the current position (the rest when ``n`` is None or negative)."""
         with self._lock:
             if n is None or n < 0:
                 n = self.size - self._pos
@@ -190,6 +199,7 @@ class RangeFile(io.RawIOBase):
             return data
 
     def readall(self) -> bytes:
+        """Everything from the current position to the end."""
         return self.read(-1)
 
 

@@ -59,6 +59,7 @@ def register_runner(runner: Any) -> None:
 
 
 def unregister_runner(runner: Any) -> None:
+    """Undo :func:`register_runner` (nothing happens for a runner that is not registered)."""
     with _lock:
         if runner in _registered:
             _registered.remove(runner)
@@ -149,9 +150,8 @@ def select_runner(info: cf.RunnerInfo) -> Any:
 def find_runner_by_name(name: str, compat: int | None = None) -> Any | None:
     """For packing: the first usable runner with this name (and compat version, if given)."""
     for runner in installed_runners():
-        if runner.runner_name == name and not unavailable_reason(runner):
-            if compat is None or runner.runner_compat_version == compat:
-                return runner
+        if runner.runner_name == name and not unavailable_reason(runner) and (compat is None or runner.runner_compat_version == compat):
+            return runner
     return None
 
 

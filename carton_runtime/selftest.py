@@ -36,9 +36,11 @@ class SelfTestResult:
 
     @property
     def label(self) -> str:
+        """The test's name, or ``self_test[i]`` when it has none."""
         return self.name or f"self_test[{self.index}]"
 
     def summary(self) -> str:
+        """One line: PASS with the time taken, or FAIL with the reason."""
         if self.passed:
             return f"PASS {self.label} ({self.seconds * 1000:.1f} ms)"
         detail = self.error or "; ".join(self.mismatches)
@@ -90,6 +92,7 @@ def compare(name: str, expected: Any, actual: Any) -> str | None:
 
 
 def run_self_tests(infer: Callable[[dict[str, Any]], dict[str, Any]], self_tests: list[Any] | None) -> list[SelfTestResult]:
+    """Run each self test through ``infer``; failures are reported in the results, never raised."""
     results = []
     for i, test in enumerate(self_tests or []):
         start = time.perf_counter()

@@ -98,7 +98,8 @@ def generate(reg: Registry) -> None:
                                    "argmax": np.int64(np.argmax(b))})
     strings = archive("strings")
     words = np.array(["carton", "ünïcode", "💖"])
-    add(reg, "strings/str-and-list", "A 0-d string input is a str, a 1-d one a List[str]; outputs come back the same way (TorchScript's upper() maps ASCII only).",
+    add(reg, "strings/str-and-list",
+        "A 0-d string input is a str, a 1-d one a List[str]; outputs come back the same way (TorchScript's upper() maps ASCII only).",
         ["FMT-RUNNER-7"], strings, {"name": np.array("wörld"), "words": words},
         outputs={"greeting": np.array("Hello, wörld!"), "upper": np.array(["CARTON", "üNïCODE", "💖"]),
                  "joined": np.array("carton ünïcode 💖"), "count": np.int64(3)})
@@ -112,15 +113,15 @@ def generate(reg: Registry) -> None:
         outputs={"doubled": a32 * 2, "string": np.array("A string"), "stringlist": np.array(["A", "list", "of", "strings"])})
     # runner selection (FMT-RUNNER-8 to 11)
     small = {"x": np.ones(3, np.float32)}
-    R = ["runner"]
+    runner_cats = ["runner"]
     add(reg, "selection/runner-name-case", "runner_name is TorchScript: names compare case-sensitively, so no runner matches.",
-        ["FMT-RUNNER-8"], archive("double", runner_name="TorchScript"), small, error=R)
+        ["FMT-RUNNER-8"], archive("double", runner_name="TorchScript"), small, error=runner_cats)
     add(reg, "selection/runner-name-unknown", "runner_name is tensorflow: no runner matches.", ["FMT-RUNNER-8"],
-        archive("double", runner_name="tensorflow"), small, error=R)
+        archive("double", runner_name="tensorflow"), small, error=runner_cats)
     add(reg, "selection/framework-version-no-match", "required_framework_version is <1.0: no torch runner matches.", ["FMT-RUNNER-9"],
-        archive("double", required_framework_version="<1.0"), small, error=R)
+        archive("double", required_framework_version="<1.0"), small, error=runner_cats)
     add(reg, "selection/compat-version-no-match", "runner_compat_version is 2 where the TorchScript runner has 1.", ["FMT-RUNNER-10"],
-        archive("double", runner_compat_version=2), small, error=R)
+        archive("double", runner_compat_version=2), small, error=runner_cats)
     add(reg, "selection/compat-version-missing", "An archive without runner_compat_version constrains nothing.", ["FMT-RUNNER-10", "FMT-RUNNER-5"],
         archive("double", runner_compat_version=None), small, outputs={"y": small["x"] * 2})
     add(reg, "selection/override-framework-version", "An archive requiring <1.0 loads with override_required_framework_version = \"*\".",

@@ -197,7 +197,7 @@ class ZstdDecoder:
             return self._reader.read(n)
         except CartonFormatError:
             raise
-        except Exception as exc:  # zstandard.ZstdError and anything else the C code may raise
+        except Exception as exc:  # noqa: BLE001 - zstandard.ZstdError and anything else the C code may raise
             raise corrupt(self._member, f"zstd data is corrupt: {exc}") from None
 
     def finish(self) -> None:

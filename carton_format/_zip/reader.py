@@ -180,7 +180,7 @@ class ZipReader:
     ) -> ZipReader:
         """Open ``path`` and own the file (closed by :meth:`close`)."""
         try:
-            f = open(path, "rb", buffering=0)
+            f = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the returned reader
         except OSError as exc:
             raise CartonFormatError("E-IO", f"{os.fspath(path)}: {exc.strerror or exc}") from None
         try:
@@ -991,7 +991,7 @@ class ZipMemberStream(io.RawIOBase):
             if self._left == 0:
                 self._finish()
             return data
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - last-resort conversion into a coded error
             raise self._fail(exc) from None
 
     def readall(self) -> bytes:
@@ -1027,7 +1027,7 @@ class ZipMemberStream(io.RawIOBase):
             if self._left == 0:
                 self._finish()
             return n
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - last-resort conversion into a coded error
             raise self._fail(exc) from None
 
     def _finish(self) -> None:

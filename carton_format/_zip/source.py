@@ -37,7 +37,7 @@ class ZipSource:
         """Open a local archive file (closed by :meth:`close`)."""
         path = Path(path)
         try:
-            f = open(path, "rb", buffering=0)
+            f = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the returned source
         except OSError as exc:
             raise CartonFormatError("E-IO", f"{path}: {exc.strerror or exc}") from None
         try:

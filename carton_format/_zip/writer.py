@@ -173,7 +173,7 @@ class ZipWriter:
         zstd_content_size: bool = True,
     ) -> WrittenMember:
         try:
-            src = open(path, "rb", buffering=0)
+            src = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the with block below
         except OSError as exc:
             raise CartonFormatError("E-IO", f"{os.fspath(path)}: {exc.strerror or exc}", member=name) from None
         with src:
@@ -400,7 +400,7 @@ class ZipWriter:
             out = encoder.flush()
         except (CartonFormatError, OSError):
             raise
-        except Exception as exc:  # zstd: "Src size is incorrect" when size_hint was wrong
+        except Exception as exc:  # noqa: BLE001 - zstd: "Src size is incorrect" when size_hint was wrong
             raise CartonFormatError(
                 "E-ARG-INVALID", f"compression failed (does size_hint match the data?): {exc}", member=name
             ) from None
@@ -425,7 +425,7 @@ class ZipWriter:
             self._f.seek(offset)
             self._f.truncate()
             self._pos = offset
-        except Exception:  # the file is in an unknown state: refuse further use
+        except Exception:  # noqa: BLE001 - the file is in an unknown state: refuse further use
             log.warning("could not roll back a failed member at offset %d", offset)
             self._broken = True
 

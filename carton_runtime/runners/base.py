@@ -41,11 +41,17 @@ class ModelFiles(Protocol):
 
     Every byte handed out is verified against MANIFEST (or comes from the verified cache)."""
 
-    def names(self) -> list[str]: ...
+    def names(self) -> list[str]:
+        """Files under ``model/``, relative to it."""
+        ...
 
-    def open(self, name: str) -> IO[bytes]: ...
+    def open(self, name: str) -> IO[bytes]:
+        """A stream of a file's verified content."""
+        ...
 
-    def read_bytes(self, name: str) -> bytes: ...
+    def read_bytes(self, name: str) -> bytes:
+        """A file's whole verified content."""
+        ...
 
     def local_file(self, name: str) -> ContextManager[Path]:
         """A local path holding the file's content, for frameworks that load from a path.
@@ -58,21 +64,32 @@ class ModelFiles(Protocol):
 
 @runtime_checkable
 class RunnerModel(Protocol):
-    def infer(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]: ...
+    """What a runner's ``load`` returns: runs inferences until ``close``."""
 
-    def close(self) -> None: ...
+    def infer(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Run the model on ``{input name: value}``; returns ``{output name: numpy array}``."""
+        ...
+
+    def close(self) -> None:
+        """Free the model; no inference follows."""
+        ...
 
 
 @runtime_checkable
 class Runner(Protocol):
+    """A runner: describes itself (name, framework and compat versions) and loads models."""
+
     runner_name: str
     framework_version: str
     runner_compat_version: int
 
-    def load(self, files: ModelFiles, *, device: DeviceSpec, opts: dict[str, Any]) -> RunnerModel: ...
+    def load(self, files: ModelFiles, *, device: DeviceSpec, opts: dict[str, Any]) -> RunnerModel:
+        """Load the model in ``files`` onto ``device``; ``opts`` are the runner options, load overrides merged in."""
+        ...
 
 
 def unavailable_reason(runner: Any) -> str | None:
+    """Why a runner cannot be used in this process, or None (a runner without the method always can)."""
     fn = getattr(runner, "unavailable_reason", None)
     return fn() if callable(fn) else None
 

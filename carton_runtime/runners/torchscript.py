@@ -68,6 +68,7 @@ class TorchScriptRunner:
 
     @classmethod
     def instance(cls) -> "TorchScriptRunner":
+        """The process-wide runner (created on first use)."""
         if cls._instance is None:
             cls._instance = cls()
         return cls._instance
@@ -77,11 +78,13 @@ class TorchScriptRunner:
 
     @property
     def framework_version(self) -> str:
+        """The installed torch version (``0.0.0`` when torch cannot be found)."""
         if self._version is None:
             self._version = _framework_version() or "0.0.0"
         return self._version
 
     def unavailable_reason(self) -> str | None:
+        """``torch is not installed`` unless torch can be found (without importing it)."""
         import importlib.util
 
         try:
@@ -116,12 +119,16 @@ class TorchScriptRunner:
     # -- loading ------------------------------------------------------------------------------
 
     def load(self, files: Any, *, device: DeviceSpec, opts: dict[str, Any] | None = None) -> "TorchScriptModel":
+        """Load ``model/model.pt`` with ``torch.jit.load`` onto the device; ``opts`` set torch's thread counts."""
         import torch
 
         apply_opts(opts or {})
         torch_device = resolve_torch_device(device)
         if MODEL_FILE not in files.names():
-            raise CartonRuntimeError("E-RUNTIME-RUNNER", f"a torchscript model needs model/{MODEL_FILE}; the archive has {sorted(files.names()) or 'nothing'} under model/")
+            raise CartonRuntimeError(
+                "E-RUNTIME-RUNNER",
+                f"a torchscript model needs model/{MODEL_FILE}; the archive has {sorted(files.names()) or 'nothing'} under model/",
+            )
         with files.local_file(MODEL_FILE) as path:
             try:
                 with warnings.catch_warnings():
@@ -215,15 +222,14 @@ class TorchScriptModel:
             if kind in _STRING_KINDS:
                 return self._strings(name, value)
             raise CartonRuntimeError("E-RUNTIME-INPUT", f"input {name!r}: dtype {value.dtype} is not supported by the torchscript runner", name=name)
-        if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        if isinstance(value, (np.ndarray, np.generic)):
             return self._convert_input(name, np.asarray(value).view(np.ndarray) if isinstance(value, np.ndarray) else np.asarray(value))
         if isinstance(value, self._tensor_type):
             return value if value.device == self.device else value.to(self.device)
         if isinstance(value, str):
             return value
-        if isinstance(value, list):
-            if all(isinstance(v, np.ndarray) for v in value):
-                raise CartonRuntimeError("E-RUNTIME-INPUT", f"input {name!r}: nested tensors are not supported by the torchscript runner", name=name)
+        if isinstance(value, list) and all(isinstance(v, np.ndarray) for v in value):
+            raise CartonRuntimeError("E-RUNTIME-INPUT", f"input {name!r}: nested tensors are not supported by the torchscript runner", name=name)
         raise CartonRuntimeError(
             "E-RUNTIME-INPUT", f"input {name!r}: expected a numpy array, got {type(value).__name__}", name=name
         )
@@ -290,10 +296,12 @@ class TorchScriptModel:
     # -- inference ----------------------------------------------------------------------------
 
     def infer(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Run ``forward`` on the inputs under inference mode; returns numpy arrays."""
         with self._guard():
             return self._run(self._prepare(inputs))
 
     def infer_prepared(self, prepared: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Run ``forward`` on inputs converted by :meth:`prepare` (``seal``)."""
         with self._guard():
             return self._run(prepared)
 
@@ -393,6 +401,7 @@ class TorchScriptModel:
             ) from None
 
     def close(self) -> None:
+        """Drop the module; later inferences raise ``E-RUNTIME-CLOSED``."""
         self.module = None
         self._forward = _closed
         self._adapter = None

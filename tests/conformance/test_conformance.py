@@ -249,7 +249,8 @@ def test_mutated_inspect_answers_fail() -> None:
         for mutate in (
             lambda r: r["info"].__setitem__("model_name", "mutant"),
             lambda r: r["info"]["runner"].__setitem__("runner_compat_version", 99),
-            lambda r: r["info"]["runner"].__setitem__("required_framework_version", "*" if r["info"]["runner"]["required_framework_version"] != "*" else "=1"),
+            lambda r: r["info"]["runner"].__setitem__(
+                "required_framework_version", "*" if r["info"]["runner"]["required_framework_version"] != "*" else "=1"),
             lambda r: r.__setitem__("manifest_sha256", "0" * 64),
             lambda r: r.__setitem__("manifest", r["manifest"] + "x"),
             lambda r: r.__setitem__("warnings", [*r["warnings"], "W-MUTANT"]),

@@ -318,8 +318,10 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "info, key",
     [
-        pytest.param(sample_info(runner=cf.RunnerInfo("torchscript", "=>2", 1)), "runner.required_framework_version", marks=pytest.mark.spec("FMT-RUNNER-3")),
-        pytest.param(sample_info(runner=cf.RunnerInfo("torchscript", "=2.13", None)), "runner.runner_compat_version", marks=pytest.mark.spec("FMT-RUNNER-5")),
+        pytest.param(sample_info(runner=cf.RunnerInfo("torchscript", "=>2", 1)), "runner.required_framework_version",
+                     marks=pytest.mark.spec("FMT-RUNNER-3")),
+        pytest.param(sample_info(runner=cf.RunnerInfo("torchscript", "=2.13", None)), "runner.runner_compat_version",
+                     marks=pytest.mark.spec("FMT-RUNNER-5")),
         pytest.param(sample_info(inputs=[cf.TensorSpec("x", "float16", [])]), "input[0].dtype", marks=pytest.mark.spec("FMT-META-8")),
         pytest.param(sample_info(inputs=[cf.TensorSpec("x", "float32", [-1])]), "input[0].shape[0]", marks=pytest.mark.spec("FMT-META-10")),
         pytest.param(sample_info(short_description="x" * 101), "short_description", marks=pytest.mark.spec("FMT-META-5")),

@@ -141,8 +141,10 @@ def test_references_resolve(tmp_path: Path) -> None:
         pytest.param("[runner]\n", "[other]\n", "runner", marks=pytest.mark.spec("FMT-RUNNER-1")),
         pytest.param('runner_name = "torchscript"', "runner_name = 1", "runner.runner_name", marks=pytest.mark.spec("FMT-RUNNER-2")),
         pytest.param('required_framework_version = "=2.13"\n', "", "runner.required_framework_version", marks=pytest.mark.spec("FMT-RUNNER-2")),
-        pytest.param("runner_compat_version = 1", "runner_compat_version = -1", "runner.runner_compat_version", marks=pytest.mark.spec("FMT-RUNNER-4")),
-        pytest.param("runner_compat_version = 1", f"runner_compat_version = {2**64}", "runner.runner_compat_version", marks=pytest.mark.spec("FMT-RUNNER-4")),
+        pytest.param("runner_compat_version = 1", "runner_compat_version = -1", "runner.runner_compat_version",
+                     marks=pytest.mark.spec("FMT-RUNNER-4")),
+        pytest.param("runner_compat_version = 1", f"runner_compat_version = {2**64}", "runner.runner_compat_version",
+                     marks=pytest.mark.spec("FMT-RUNNER-4")),
     ],
 )
 def test_runner_table(tmp_path: Path, old: str, new: str, key: str) -> None:

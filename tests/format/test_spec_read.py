@@ -221,13 +221,16 @@ DANGLING = ("carton.toml", ('x = "@tensor_data/_tensor_0"', 'x = "@tensor_data/m
 ORDER = [
     ("container before MANIFEST", {"archive": {"comment": b"c"}, "manifest": b"broken"}, "E-ZIP-COMMENT"),
     ("MANIFEST before LINKS", {"manifest": b"broken", "links": b"[urls\n"}, "E-MANIFEST-SYNTAX"),
-    ("LINKS before the member set", {"links": b"version = 1\n[urls]\nx = 1\n", "add": {"model/x": b"x"}, "manifest": "listed-before-edits"}, "E-LINKS-INVALID"),
-    ("member set before carton.toml", {"edits": dict([BAD_TOML]), "add": {"model/x": b"x"}, "manifest": "listed-before-edits"}, "E-MANIFEST-UNLISTED"),
+    ("LINKS before the member set", {"links": b"version = 1\n[urls]\nx = 1\n", "add": {"model/x": b"x"}, "manifest": "listed-before-edits"},
+     "E-LINKS-INVALID"),
+    ("member set before carton.toml", {"edits": dict([BAD_TOML]), "add": {"model/x": b"x"}, "manifest": "listed-before-edits"},
+     "E-MANIFEST-UNLISTED"),
     ("carton.toml before index.toml", {"edits": dict([BAD_TOML, BAD_INDEX])}, "E-SCHEMA"),
     ("index.toml before references", {"edits": dict([BAD_INDEX]) | {"carton.toml": DANGLING[1]}}, "E-TENSOR-DTYPE"),
     ("references before hashes", {"edits": {"carton.toml": DANGLING[1]}, "overrides": {"model/model.pt": {"crc32": 1}}}, "E-REF-DANGLING"),
     ("layout before CRCs and hashes", {"archive": {"before_cd": b"gap"}, "overrides": {"model/model.pt": {"crc32": 1}}}, "E-ZIP-UNACCOUNTED-DATA"),
-    ("hashes before tensor files", {"add": {"tensor_data/tensor_0.bin": b"\0" * 25, "misc/arch.png": b"x"}, "overrides": {"misc/arch.png": {"crc32": 1}}}, "E-ZIP-CRC"),
+    ("hashes before tensor files",
+     {"add": {"tensor_data/tensor_0.bin": b"\0" * 25, "misc/arch.png": b"x"}, "overrides": {"misc/arch.png": {"crc32": 1}}}, "E-ZIP-CRC"),
 ]  # fmt: skip
 
 

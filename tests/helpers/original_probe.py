@@ -28,7 +28,7 @@ async def main(argv):
         for path in argv[1:]:
             try:
                 results.append(await describe(path, typed_opts=False))
-            except BaseException as exc:  # pyo3 PanicException derives from BaseException
+            except BaseException as exc:  # noqa: BLE001 - pyo3 PanicException derives from BaseException; report any failure as data
                 results.append({"error": f"{type(exc).__name__}: {exc}"})
         print(json.dumps(results))
     elif argv[0] == "shrink":

@@ -227,7 +227,8 @@ def test_forward_exception_is_an_error_and_the_model_stays_usable(models: dict[s
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("which, message", [(0, "'number' is a int"), (1, "'half'.*bfloat16"), (2, "not entirely strings"), (3, "'nested' is a dict")])
+@pytest.mark.parametrize("which, message",
+                         [(0, "'number' is a int"), (1, "'half'.*bfloat16"), (2, "not entirely strings"), (3, "'nested' is a dict")])
 def test_output_errors_name_the_output(models: dict[str, Path], which: int, message: str) -> None:
     model = unpacked(models, "bad_outputs")
     with pytest.raises(carton.CartonRuntimeError, match=message) as err:

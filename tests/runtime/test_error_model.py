@@ -112,20 +112,20 @@ def test_tampered_values_fail_through_every_api(tmp_path: Path, packed: Path) ->
 def test_runtime_entry_points(tmp_path: Path, packed: Path) -> None:
     garbage = _garbage(tmp_path)
     for api in (carton_sync, carton):
-        check(lambda: api.load(tmp_path / "missing.carton"), "E-RUNTIME-SOURCE")
-        check(lambda: api.load(garbage), "E-ZIP-NOT-ZIP")
-        check(lambda: api.load("ftp://host/model.carton"), "E-RUNTIME-SOURCE")
-        check(lambda: api.load(packed, visible_device="gpu:banana"), "E-RUNTIME-DEVICE")
-        check(lambda: api.load(packed, override_required_framework_version="=>2"), "E-VERSIONREQ-INVALID")
-        check(lambda: api.load(packed, override_runner_name="no-such-runner"), "E-RUNTIME-NO-RUNNER")
-        check(lambda: api.load(packed, override_runner_opts={"num_threads": [1]}), "E-RUNTIME-ARG")
-        check(lambda: api.get_model_info(garbage), "E-ZIP-NOT-ZIP")
-        check(lambda: api.pack(tmp_path / "missing.pt", "torchscript", "=2.13"), "E-RUNTIME-ARG")
-        check(lambda: api.pack(ORIGINAL_MODEL, "torchscript", "not a requirement"), "E-VERSIONREQ-INVALID")
-        check(lambda: api.pack(ORIGINAL_MODEL, "torchscript", "=2.13", output_path=packed), "E-OUTPUT-EXISTS")
-        check(lambda: api.load_unpacked(ORIGINAL_MODEL, "no-such-runner", "*"), "E-RUNTIME-NO-RUNNER")
-        check(lambda: api.shrink(garbage, {}), "E-ZIP-NOT-ZIP")
-        check(lambda: api.shrink(packed, {"ab": "not a list"}), "E-ARG-INVALID")
+        check(lambda api=api: api.load(tmp_path / "missing.carton"), "E-RUNTIME-SOURCE")
+        check(lambda api=api: api.load(garbage), "E-ZIP-NOT-ZIP")
+        check(lambda api=api: api.load("ftp://host/model.carton"), "E-RUNTIME-SOURCE")
+        check(lambda api=api: api.load(packed, visible_device="gpu:banana"), "E-RUNTIME-DEVICE")
+        check(lambda api=api: api.load(packed, override_required_framework_version="=>2"), "E-VERSIONREQ-INVALID")
+        check(lambda api=api: api.load(packed, override_runner_name="no-such-runner"), "E-RUNTIME-NO-RUNNER")
+        check(lambda api=api: api.load(packed, override_runner_opts={"num_threads": [1]}), "E-RUNTIME-ARG")
+        check(lambda api=api: api.get_model_info(garbage), "E-ZIP-NOT-ZIP")
+        check(lambda api=api: api.pack(tmp_path / "missing.pt", "torchscript", "=2.13"), "E-RUNTIME-ARG")
+        check(lambda api=api: api.pack(ORIGINAL_MODEL, "torchscript", "not a requirement"), "E-VERSIONREQ-INVALID")
+        check(lambda api=api: api.pack(ORIGINAL_MODEL, "torchscript", "=2.13", output_path=packed), "E-OUTPUT-EXISTS")
+        check(lambda api=api: api.load_unpacked(ORIGINAL_MODEL, "no-such-runner", "*"), "E-RUNTIME-NO-RUNNER")
+        check(lambda api=api: api.shrink(garbage, {}), "E-ZIP-NOT-ZIP")
+        check(lambda api=api: api.shrink(packed, {"ab": "not a list"}), "E-ARG-INVALID")
 
 
 def test_model_entry_points(packed: Path) -> None:
@@ -155,7 +155,7 @@ def test_a_tampered_model_file_is_refused_by_load(tmp_path: Path) -> None:
     bad.write_bytes(build(members, manifest=manifest))
     assert f"model/model.pt={hashlib.sha256(model).hexdigest()}".encode() in manifest  # MANIFEST still names the good bytes
     for api in (carton_sync, carton):
-        check(lambda: api.load(bad), "E-MANIFEST-MISMATCH")
+        check(lambda api=api: api.load(bad), "E-MANIFEST-MISMATCH")
 
 
 def _public_functions() -> list[tuple[str, Callable[..., Any]]]:
