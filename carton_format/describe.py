@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .integrity import sha256_hex
 from .lazy import LazyTensor, is_misc_value, misc_bytes
 from .metadata import CartonInfo, TensorSpec
 
@@ -54,9 +55,7 @@ def describe_misc(value: Any, *, with_values: bool) -> dict[str, Any]:
         value = misc_bytes(value)
     out: dict[str, Any] = {"misc_size": len(value)}
     if with_values:
-        import hashlib
-
-        out["sha256"] = hashlib.sha256(value).hexdigest()
+        out["sha256"] = sha256_hex(value)
     return out
 
 

@@ -224,6 +224,11 @@ class DigestPair:
         self.close()
 
 
+def sha256_hex(data: bytes | bytearray | memoryview) -> str:
+    """Lowercase hex SHA-256 of bytes in memory (MANIFEST, small members, keys)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE) -> str:
     """Lowercase hex SHA-256 of a file, read in large chunks into one reused buffer."""
     sha = hashlib.sha256()
@@ -362,5 +367,6 @@ __all__ = [
     "hash_stream",
     "mismatch_error",
     "sha256_file",
+    "sha256_hex",
     "verified_stream",
 ]

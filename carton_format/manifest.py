@@ -5,12 +5,12 @@ The manifest hash (sha256 of the exact MANIFEST bytes) identifies a model; LINKS
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 
 from ._paths import check_member_path
 from .errors import CartonFormatError
+from .integrity import sha256_hex
 from .limits import DEFAULT_LIMITS, Limits
 
 MANIFEST_PATH = "MANIFEST"
@@ -75,7 +75,7 @@ def parse_manifest(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Manifest:
             in_order = False
         previous = key
         entries[path] = digest
-    return Manifest(entries, hashlib.sha256(data).hexdigest(), in_order, data)
+    return Manifest(entries, sha256_hex(data), in_order, data)
 
 
 def format_manifest(entries: dict[str, str]) -> bytes:

@@ -7,7 +7,6 @@ to the target, then renamed; an existing file is only replaced when ``overwrite=
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -22,7 +21,7 @@ from ._paths import check_member_path, collision_key
 from ._toml import dump_toml
 from ._zip.writer import WrittenMember, ZipWriter
 from .errors import CartonFormatError
-from .integrity import sha256_file
+from .integrity import sha256_file, sha256_hex
 from .lazy import LazyTensor, is_misc_value, misc_bytes
 from .limits import DEFAULT_LIMITS
 from .links import Links, links_to_document
@@ -270,8 +269,9 @@ def write(
     finally:
         if bar is not None:
             bar.close()
-    log.info("wrote %s (%d members, manifest %s)", target, len(written), hashlib.sha256(manifest_bytes).hexdigest())
-    return WriteResult(target, hashlib.sha256(manifest_bytes).hexdigest(), manifest, written)
+    manifest_sha256 = sha256_hex(manifest_bytes)
+    log.info("wrote %s (%d members, manifest %s)", target, len(written), manifest_sha256)
+    return WriteResult(target, manifest_sha256, manifest, written)
 
 
 def _write_members(

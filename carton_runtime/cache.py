@@ -17,7 +17,6 @@ afterwards (their size is checked on every lookup), which is what makes cached l
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -26,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
+
+from carton_format.integrity import sha256_hex
 
 from .errors import CartonRuntimeError
 
@@ -47,7 +48,7 @@ def default_root() -> Path:
 
 def url_key(url: str) -> str:
     """The name of a URL's record under ``urls/`` (the sha256 of the URL)."""
-    return hashlib.sha256(url.encode("utf-8")).hexdigest()
+    return sha256_hex(url.encode("utf-8"))
 
 
 def _is_sha256(text: str) -> bool:

@@ -173,7 +173,7 @@ class ArchiveModelFiles:
             yield path
 
 
-class InMemoryModelFiles:
+class DirectoryModelFiles:
     """``ModelFiles`` over a plain directory (``load_unpacked``): no MANIFEST, nothing to verify."""
 
     def __init__(self, root: Path) -> None:
@@ -207,4 +207,4 @@ class InMemoryModelFiles:
         yield self._path(name)
 
 
-__all__ = ["ArchiveModelFiles", "InMemoryModelFiles"]
+__all__ = ["ArchiveModelFiles", "DirectoryModelFiles"]

@@ -29,7 +29,7 @@ from .devices import parse_visible_device
 from .errors import CartonRuntimeError
 from .loader import check_runner_opts, lazy_values
 from .model import BlockingCarton
-from .model_files import InMemoryModelFiles
+from .model_files import DirectoryModelFiles
 from .registry import find_runner_by_name, select_runner, to_semver
 from .runners.base import pack_model_dir
 
@@ -207,7 +207,7 @@ def load_unpacked(path: Any, args: PackArgs, *, visible_device: Any) -> Blocking
     work = tempfile.TemporaryDirectory(prefix="carton-unpacked-")
     try:
         model_dir = pack_model_dir(runner, Path(os.fspath(path)), Path(work.name))
-        runner_model = runner.load(InMemoryModelFiles(model_dir), device=device, opts=dict(info.runner.opts or {}))
+        runner_model = runner.load(DirectoryModelFiles(model_dir), device=device, opts=dict(info.runner.opts or {}))
     except BaseException:
         work.cleanup()
         raise

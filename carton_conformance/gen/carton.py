@@ -70,7 +70,7 @@ def opts_json(opts: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 @dataclass
-class Carton:
+class CaseArchive:
     """Everything that goes into one archive.  Edit fields, then ``members()`` / ``zip()``."""
 
     doc: dict[str, Any]
@@ -86,7 +86,7 @@ class Carton:
     display_req: str | None = None  # normalised runner.required_framework_version (default: as written)
     symlinks: dict[str, str] = field(default_factory=dict)  # model/ symlink member -> target
 
-    def copy(self) -> "Carton":
+    def copy(self) -> "CaseArchive":
         return copy.deepcopy(self)
 
     # -- content --------------------------------------------------------------------------
@@ -273,14 +273,14 @@ def runner(**over: Any) -> dict[str, Any]:
     return r
 
 
-def minimal() -> Carton:
+def minimal() -> CaseArchive:
     """Only what a valid archive needs: carton.toml with a runner, an empty index, one model file."""
-    return Carton(doc={"spec_version": 1, "runner": runner()}, files={"model/model.pt": MODEL_BYTES})
+    return CaseArchive(doc={"spec_version": 1, "runner": runner()}, files={"model/model.pt": MODEL_BYTES})
 
 
-def standard() -> Carton:
+def standard() -> CaseArchive:
     """Every kind of metadata: specs, a self test, an example mixing tensors and misc files, misc files, opts."""
-    c = Carton(doc={}, files={"model/model.pt": MODEL_BYTES})
+    c = CaseArchive(doc={}, files={"model/model.pt": MODEL_BYTES})
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     t0 = c.add_tensor("_tensor_0", x)
     t1 = c.add_tensor("_tensor_1", 2 * x)
@@ -307,7 +307,7 @@ __all__ = [
     "NUMPY",
     "TOP_ORDER",
     "VERSION_MADE_BY",
-    "Carton",
+    "CaseArchive",
     "manifest_bytes",
     "minimal",
     "misc_json",

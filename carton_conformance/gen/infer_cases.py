@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .carton import Carton, runner, tensor_json
+from .carton import CaseArchive, runner, tensor_json
 from .registry import Case, Registry, json_bytes
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -20,7 +20,7 @@ ANY_TORCH = ">=2.0"  # every case loads with any torch 2.x runner unless it test
 
 
 def archive(model: str, **runner_over: Any) -> bytes:
-    c = Carton(doc={"spec_version": 1, "runner": runner(**{"required_framework_version": ANY_TORCH, **runner_over})},
+    c = CaseArchive(doc={"spec_version": 1, "runner": runner(**{"required_framework_version": ANY_TORCH, **runner_over})},
                files={"model/model.pt": (MODELS / f"{model}.pt").read_bytes()})
     for key, value in list(c.doc["runner"].items()):
         if value is None:

@@ -19,7 +19,7 @@ from .carton import (
     LINK_ATTR,
     MODEL_BYTES,
     VERSION_MADE_BY,
-    Carton,
+    CaseArchive,
     manifest_bytes,
     minimal,
     opts_json,
@@ -41,7 +41,7 @@ class Inspect:
     def __init__(self, reg: Registry):
         self.reg = reg
 
-    def valid(self, name: str, description: str, requirements: list[str], carton: Carton | None = None, *,
+    def valid(self, name: str, description: str, requirements: list[str], carton: CaseArchive | None = None, *,
               data: bytes | None = None, expected: dict[str, Any] | None = None, warnings: list[str] | None = None,
               may_warn: list[str] | None = None, origin: str | None = None, requires: list[str] | None = None,
               extra: dict[str, bytes] | None = None, **zip_kw: Any) -> None:
@@ -62,10 +62,10 @@ class Inspect:
         self.reg.add(Case(f"inspect/valid/{name}", "inspect", description, requirements, expect,
                           {"archive.carton": data, "expected.json": json_bytes(expected), **(extra or {})}, fields))
 
-    def invalid(self, name: str, description: str, requirements: list[str], data: bytes | Carton,
+    def invalid(self, name: str, description: str, requirements: list[str], data: bytes | CaseArchive,
                 categories: list[str], codes: list[str], *, limits: dict[str, int] | None = None,
                 requires: list[str] | None = None, extra: dict[str, bytes] | None = None, **zip_kw: Any) -> None:
-        if isinstance(data, Carton):
+        if isinstance(data, CaseArchive):
             data = data.zip(**zip_kw)
         fields: dict[str, Any] = {"archive": "archive.carton"}
         needs = list(requires or [])
@@ -83,7 +83,7 @@ class Inspect:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def zbase(overrides: dict[str, dict[str, Any]] | None = None, carton: Carton | None = None, **archive: Any) -> bytes:
+def zbase(overrides: dict[str, dict[str, Any]] | None = None, carton: CaseArchive | None = None, **archive: Any) -> bytes:
     """The minimal valid archive with zip-level overrides (per member and for the end records)."""
     return (carton or minimal()).zip(overrides=overrides, **archive)
 
@@ -92,15 +92,15 @@ def model(**kw: Any) -> dict[str, dict[str, Any]]:
     return {"model/model.pt": kw}
 
 
-def built(carton: Carton | None = None, overrides: dict[str, dict[str, Any]] | None = None, **archive: Any) -> zc.Built:
+def built(carton: CaseArchive | None = None, overrides: dict[str, dict[str, Any]] | None = None, **archive: Any) -> zc.Built:
     return zc.archive((carton or minimal()).zip_members(overrides=overrides), **archive).build()
 
 
-def index_of(carton: Carton, name: str) -> int:
+def index_of(carton: CaseArchive, name: str) -> int:
     return list(carton.members()).index(name)
 
 
-def with_text(carton: Carton, old: str, new: str, member: str = "carton.toml", count: int = 1) -> Carton:
+def with_text(carton: CaseArchive, old: str, new: str, member: str = "carton.toml", count: int = 1) -> CaseArchive:
     c = carton.copy()
     text = (c.carton_toml() if member == "carton.toml" else c.index_toml() or b"").decode()
     assert old in text, f"{old!r} not in {member}:\n{text}"
@@ -112,7 +112,7 @@ def with_text(carton: Carton, old: str, new: str, member: str = "carton.toml", c
     return c
 
 
-def with_files(carton: Carton, changes: dict[str, bytes | None]) -> Carton:
+def with_files(carton: CaseArchive, changes: dict[str, bytes | None]) -> CaseArchive:
     c = carton.copy()
     for path, data in changes.items():
         if data is None:
@@ -122,7 +122,7 @@ def with_files(carton: Carton, changes: dict[str, bytes | None]) -> Carton:
     return c
 
 
-def with_members(carton: Carton, files: dict[str, bytes]) -> Carton:
+def with_members(carton: CaseArchive, files: dict[str, bytes]) -> CaseArchive:
     c = carton.copy()
     c.files.update(files)
     return c
@@ -611,7 +611,7 @@ def _paths(t: Inspect) -> None:
             warnings=["W-MODEL-EMPTY"])
 
 
-def _renamed(c: Carton, old: str, new: str) -> bytes:
+def _renamed(c: CaseArchive, old: str, new: str) -> bytes:
     members = c.members()
     entries = {}
     out = []
@@ -697,7 +697,7 @@ def _limits(t: Inspect) -> None:
               ["FMT-LIMIT-10"], standard(), limit_cats, ["E-LIMIT-TENSOR"], limits={"max_string_tensor_bytes": 8})
 
 
-def _index_padded() -> Carton:
+def _index_padded() -> CaseArchive:
     c = minimal()
     c.index_text = "# " + "x" * 100 + "\ntensor = []\n"
     return c
@@ -709,7 +709,7 @@ def _manifest(t: Inspect) -> None:
     entries = base.manifest_entries()
     good = manifest_bytes(entries)
 
-    def with_manifest(data: bytes) -> Carton:
+    def with_manifest(data: bytes) -> CaseArchive:
         c = base.copy()
         c.manifest = data
         return c
@@ -777,7 +777,7 @@ def _manifest(t: Inspect) -> None:
                   with_manifest(manifest_bytes({**entries, path: SHA_A})), manifest_cats, ["E-MANIFEST-MISMATCH"])
 
 
-def _without(c: Carton, name: str) -> bytes:
+def _without(c: CaseArchive, name: str) -> bytes:
     ms = [m for m in c.zip_members() if m.name != name]
     if name != "MANIFEST":
         entries = {m.name: sha256(m.plain or b"") for m in ms if m.name != "MANIFEST"}
@@ -855,21 +855,21 @@ def _toml(t: Inspect) -> None:
         t.invalid(f"schema/{name}", desc, reqs, with_text(base, old, new), schema_cats, ["E-SCHEMA"])
 
 
-def _raw_toml(c: Carton, data: bytes) -> Carton:
+def _raw_toml(c: CaseArchive, data: bytes) -> CaseArchive:
     return _RawCarton.of(c, "carton.toml", data)
 
 
-def _raw_index(c: Carton, data: bytes) -> Carton:
+def _raw_index(c: CaseArchive, data: bytes) -> CaseArchive:
     return _RawCarton.of(c, "tensor_data/index.toml", data)
 
 
-class _RawCarton(Carton):
+class _RawCarton(CaseArchive):
     """A carton whose carton.toml or index.toml are given as raw bytes (not UTF-8 text)."""
 
     raw: dict[str, bytes]
 
     @classmethod
-    def of(cls, c: Carton, member: str, data: bytes) -> "_RawCarton":
+    def of(cls, c: CaseArchive, member: str, data: bytes) -> "_RawCarton":
         new = cls(**{f: getattr(c, f) for f in c.__dataclass_fields__})
         new.raw = {member: data}
         return new
@@ -1220,7 +1220,7 @@ def _fetch(t: Inspect) -> None:
     def http(status: int = 200, **headers: str) -> bytes:
         return json_bytes({"status": status, "headers": headers})
 
-    def linked_tensor(seed: int) -> tuple[Carton, bytes]:
+    def linked_tensor(seed: int) -> tuple[CaseArchive, bytes]:
         c = minimal()
         value = np.arange(64, dtype=np.float32) * np.float32(seed) + np.float32(0.5)
         ref = c.add_tensor("t", value)

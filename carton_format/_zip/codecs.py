@@ -27,7 +27,7 @@ _ZSTD_SKIPPABLE_MASK = 0xFFFFFFF0
 _ZSTD_SKIPPABLE_MAGIC = 0x184D2A50
 
 
-class Source(Protocol):
+class CompressedInput(Protocol):
     def read(self, n: int) -> bytes: ...
 
 
@@ -46,7 +46,7 @@ class Decoder(Protocol):
 
 
 class StoredDecoder:
-    def __init__(self, source: Source, member: str | None) -> None:
+    def __init__(self, source: CompressedInput, member: str | None) -> None:
         self._source = source
 
     def read(self, n: int) -> bytes:
@@ -59,7 +59,7 @@ class StoredDecoder:
 class DeflateDecoder:
     """Raw deflate (wbits -15) with ``max_length``-bounded output."""
 
-    def __init__(self, source: Source, member: str | None) -> None:
+    def __init__(self, source: CompressedInput, member: str | None) -> None:
         self._source = source
         self._member = member
         self._d = zlib.decompressobj(-15)
@@ -168,7 +168,7 @@ class ZstdFrameScanner:
 class _ScanningSource:
     """Passes compressed bytes to the zstd decoder while scanning their frame structure."""
 
-    def __init__(self, source: Source, scanner: ZstdFrameScanner) -> None:
+    def __init__(self, source: CompressedInput, scanner: ZstdFrameScanner) -> None:
         self._source = source
         self._scanner = scanner
 
@@ -181,7 +181,7 @@ class _ScanningSource:
 class ZstdDecoder:
     """Streaming zstd (frames with or without content size, several frames, skippable frames)."""
 
-    def __init__(self, source: Source, member: str | None) -> None:
+    def __init__(self, source: CompressedInput, member: str | None) -> None:
         self._member = member
         self._scanner = ZstdFrameScanner(member)
         dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
@@ -205,7 +205,7 @@ class ZstdDecoder:
             raise corrupt(self._member, "zstd data ends inside a frame")
 
 
-def make_decoder(method: int, source: Source, member: str | None) -> Decoder:
+def make_decoder(method: int, source: CompressedInput, member: str | None) -> Decoder:
     if method == METHOD_STORED:
         return StoredDecoder(source, member)
     if method == METHOD_DEFLATE:
@@ -264,7 +264,7 @@ __all__ = [
     "DeflateDecoder",
     "DeflateEncoder",
     "Encoder",
-    "Source",
+    "CompressedInput",
     "StoredDecoder",
     "ZstdDecoder",
     "ZstdEncoder",
