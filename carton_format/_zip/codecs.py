@@ -14,7 +14,7 @@ from typing import Protocol
 
 import zstandard
 
-from ..errors import CartonFormatError
+from ..errors import CartonError, CartonFormatError
 from .records import METHOD_DEFLATE, METHOD_STORED, METHOD_ZSTD
 
 #: Compressed bytes fed to a decoder per source read.
@@ -195,7 +195,7 @@ class ZstdDecoder:
     def read(self, n: int) -> bytes:
         try:
             return self._reader.read(n)
-        except CartonFormatError:
+        except CartonError:  # format and transport (runtime) errors keep their code
             raise
         except Exception as exc:  # noqa: BLE001 - zstandard.ZstdError and anything else the C code may raise
             raise corrupt(self._member, f"zstd data is corrupt: {exc}") from None

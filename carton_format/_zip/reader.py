@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .._paths import check_member_path, collision_key
-from ..errors import CartonFormatError
+from ..errors import CartonError, CartonFormatError
 from ..integrity import PARALLEL_MIN, Crc32
 from ..limits import DEFAULT_LIMITS, Limits
 from .codecs import make_decoder
@@ -169,7 +169,7 @@ class ZipReader:
         self._sorted_names: list[str] = []
         try:
             self._load()
-        except CartonFormatError:
+        except CartonError:  # format and transport (runtime) errors keep their code
             raise
         except Exception as exc:
             raise self._internal(exc) from exc
@@ -212,7 +212,7 @@ class ZipReader:
         try:
             local = self._read_local(entry, min(entry.compressed_size, SMALL_MEMBER))
             return ZipMemberStream(self, entry, local)
-        except CartonFormatError:
+        except CartonError:  # format and transport (runtime) errors keep their code
             raise
         except Exception as exc:
             raise self._internal(exc, entry.name) from exc
@@ -265,7 +265,7 @@ class ZipReader:
         entry = self._entry(name_or_entry)
         try:
             local = self._read_local(entry, 0)
-        except CartonFormatError:
+        except CartonError:  # format and transport (runtime) errors keep their code
             raise
         except Exception as exc:
             raise self._internal(exc, entry.name) from exc
@@ -309,7 +309,7 @@ class ZipReader:
                 raise CartonFormatError(  # pragma: no cover - excluded by the per-member limits
                     "E-ZIP-OVERLAP", self._where("the last member overlaps the central directory")
                 )
-        except CartonFormatError:
+        except CartonError:  # format and transport (runtime) errors keep their code
             raise
         except Exception as exc:
             raise self._internal(exc) from exc
@@ -936,7 +936,7 @@ class ZipMemberStream(io.RawIOBase):
         self._decoder = make_decoder(entry.method, self._data, entry.name)
         self._crc = Crc32()
         self._finished = False
-        self._error: CartonFormatError | None = None
+        self._error: CartonError | None = None
 
     @property
     def name(self) -> str:
@@ -945,8 +945,8 @@ class ZipMemberStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def _fail(self, exc: BaseException) -> CartonFormatError:
-        if isinstance(exc, CartonFormatError):
+    def _fail(self, exc: BaseException) -> CartonError:
+        if isinstance(exc, CartonError):
             err = exc
         else:
             err = self._reader._internal(exc, self.entry.name)
