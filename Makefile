@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed
 ORIG_VENV := .venv-original
 ORIG_STAMP := $(ORIG_VENV)/.installed
 PYTEST_WORKERS ?= 2
+FUZZ_SECONDS ?= 600
+FUZZ_TARGET ?= all
 
-.PHONY: demo test lint setup original bench conformance conformance-original clean
+.PHONY: demo test lint setup original bench conformance conformance-original fuzz fuzz-smoke clean
 
 setup: $(STAMP)
 
@@ -15,6 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,runtime]'
+	$(PY) -m pip install --quiet -c constraints.txt --only-binary=:all: atheris \
+		|| echo "note: no atheris wheel for this Python; fuzzing and tests/test_fuzz_smoke.py are skipped"
 	touch $@
 
 # The original implementation (cartonml-nightly) lives in its own venv: interop tests drive it.
@@ -48,6 +52,15 @@ conformance-original: $(STAMP) $(ORIG_STAMP)
 bench: $(STAMP)
 	$(PY) bench/format_bench.py
 	$(PY) bench/runtime_bench.py
+
+# Fuzzing (fuzz/README.md): FUZZ_SECONDS in all, shared by the targets by weight (FUZZ_TARGET=all
+# or a comma-separated list); corpora, crashes and summary.json under fuzz/out/ (git-ignored).
+fuzz: $(STAMP)
+	$(PY) -m fuzz run --target $(FUZZ_TARGET) --seconds $(FUZZ_SECONDS)
+
+# The short fixed-seed run that make test also does (tests/test_fuzz_smoke.py), on its own.
+fuzz-smoke: $(STAMP)
+	$(PY) -m fuzz smoke --target $(FUZZ_TARGET) --out fuzz/out/smoke
 
 clean:
 	rm -rf $(VENV) $(ORIG_VENV) build *.egg-info .pytest_cache .hypothesis demo-out conformance-report.json conformance-junit.xml

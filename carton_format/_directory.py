@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ._paths import check_member_path
-from .errors import CartonFormatError
+from .errors import CartonFormatError, Finding
 from .limits import DEFAULT_LIMITS, Limits
 from .sources import MemberInfo, StoredSpan
 
@@ -77,6 +77,9 @@ class DirectorySource:
     def stored_span(self, name: str) -> StoredSpan | None:
         path = self._path(name)
         return StoredSpan(path, 0, self._by_name[name].size, whole_file=True)
+
+    def container_warnings(self) -> list[Finding]:
+        return []
 
     def check_container(self) -> None:
         """Nothing to check: a directory has no container layout."""

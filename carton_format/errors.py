@@ -44,7 +44,7 @@ CODES: dict[str, tuple[Category, str]] = {
     "E-ZIP-NOT-ZIP": (Category.ZIP, "not a zip archive (no end of central directory record)"),
     "E-ZIP-TRUNCATED": (Category.ZIP, "the archive ends before a record or member data it declares"),
     "E-ZIP-MALFORMED": (Category.ZIP, "a zip record is malformed (bad signature, field or extra)"),
-    "E-ZIP-COMMENT": (Category.ZIP, "the archive or a member has a comment"),
+    "E-ZIP-COMMENT": (Category.ZIP, "retired: comments are allowed and only warned about (W-ZIP-COMMENT); never reported"),
     "E-ZIP-CD-MISMATCH": (Category.ZIP, "the central directory disagrees with the end record"),
     "E-ZIP-HEADER-MISMATCH": (Category.ZIP, "a local header disagrees with its central directory entry"),
     "E-ZIP-OVERLAP": (Category.ZIP, "member data overlaps another member or the central directory"),
@@ -80,6 +80,7 @@ CODES: dict[str, tuple[Category, str]] = {
     "E-MANIFEST-UNLISTED": (Category.MANIFEST, "a member is not listed in MANIFEST"),
     "E-MANIFEST-MISSING-FILE": (Category.MANIFEST, "a MANIFEST path is neither in the archive nor in LINKS"),
     "E-MANIFEST-MISMATCH": (Category.MANIFEST, "a member's sha256 differs from MANIFEST"),
+    "E-MANIFEST-UNSORTED": (Category.MANIFEST, "MANIFEST lines are not in byte-wise sorted order"),
     # TOML
     "E-TOML-SYNTAX": (Category.TOML, "a TOML document is not valid UTF-8 TOML"),
     # metadata
@@ -125,19 +126,35 @@ CODES: dict[str, tuple[Category, str]] = {
 #: The runtime's codes (a view of :data:`CODES`: code -> meaning).
 RUNTIME_CODES: dict[str, str] = {code: meaning for code, (_cat, meaning) in CODES.items() if code.startswith("E-RUNTIME-")}
 
-# Warnings: the archive is usable but something deserves attention.
+# Warnings: the archive is usable but something deserves attention.  The ones marked "read()"
+# are a lenient reader's: validate() reports the same problem as an error, because it breaks a
+# rule writers MUST follow (spec section 1.3), while read() and the runtime can live with it.
 WARNING_CODES: dict[str, str] = {
-    "W-MANIFEST-UNSORTED": "MANIFEST lines are not in byte-wise sorted order",
-    "W-TENSOR-INDEX-MISSING": "tensor_data/index.toml is missing (the original reader cannot load this)",
-    "W-MODEL-EMPTY": "there is nothing under model/",
-    "W-LINKS-UNUSED": "a LINKS hash names no MANIFEST entry",
-    "W-LINKS-VERSION": "LINKS version is not 1",
+    "W-MANIFEST-UNSORTED": "read(): MANIFEST lines are not in byte-wise sorted order (validate: E-MANIFEST-UNSORTED)",
+    "W-TENSOR-INDEX-MISSING": "read(): tensor_data/index.toml is missing (validate: E-STRUCTURE-MISSING)",
+    "W-MODEL-EMPTY": "read(): there is nothing under model/ (validate: E-STRUCTURE-MISSING)",
+    "W-LINKS-UNUSED": "read(): a LINKS hash names no MANIFEST entry (validate: E-LINKS-INVALID)",
+    "W-LINKS-VERSION": "read(): LINKS version is not 1 (validate: E-LINKS-INVALID)",
     "W-PATH-NONPORTABLE": "a member path cannot be extracted on every operating system",
     "W-ZIP-DIRECTORY": "the archive holds directory entries (ignored)",
-    "W-SHORT-DESCRIPTION": "short_description is longer than 100 characters",
-    "W-RUNNER-COMPAT-MISSING": "runner.runner_compat_version is missing (the original reader requires it)",
+    "W-ZIP-COMMENT": "the archive or a member has a comment (ignored)",
+    "W-SHORT-DESCRIPTION": "read(): short_description is longer than 100 characters (validate: E-SCHEMA)",
+    "W-RUNNER-COMPAT-MISSING": "read(): runner.runner_compat_version is missing (validate: E-SCHEMA)",
     "W-UNKNOWN-KEY": "an unknown key is ignored",
     "W-HASHES-NOT-VERIFIED": "member hashes were not verified",
+}
+
+
+#: The lenient reader's warnings (read(), the runtime) -> the error validate() reports for the
+#: same archive: each names a rule writers MUST follow that a reader can safely carry on past.
+LENIENT_WARNINGS: dict[str, str] = {
+    "W-MANIFEST-UNSORTED": "E-MANIFEST-UNSORTED",
+    "W-TENSOR-INDEX-MISSING": "E-STRUCTURE-MISSING",
+    "W-MODEL-EMPTY": "E-STRUCTURE-MISSING",
+    "W-LINKS-UNUSED": "E-LINKS-INVALID",
+    "W-LINKS-VERSION": "E-LINKS-INVALID",
+    "W-SHORT-DESCRIPTION": "E-SCHEMA",
+    "W-RUNNER-COMPAT-MISSING": "E-SCHEMA",
 }
 
 
@@ -251,6 +268,7 @@ class ValidationStopped(Exception):
 
 __all__ = [
     "CODES",
+    "LENIENT_WARNINGS",
     "RUNTIME_CODES",
     "WARNING_CODES",
     "CartonError",

@@ -101,6 +101,14 @@ class CartonArchive:
             raise err
         self._collect.error(err)
 
+    def _nonconforming(self, code: str, message: str, lenient_warning: str, **where: str | None) -> None:
+        """A writer-side MUST broken in a way a reader can live with: an error for ``validate()``
+        (the archive does not conform), a warning (``lenient_warning``) for ``read()``."""
+        if self._collect is not None:
+            self._collect.error(CartonFormatError(code, message, **where))
+        else:
+            self._warnings.warn(lenient_warning, message, **where)
+
     def _warn(self, code: str, message: str, **where: str | None) -> None:
         self._warnings.warn(code, message, **where)
 
@@ -127,6 +135,8 @@ class CartonArchive:
     # -- loading ----------------------------------------------------------------------------
 
     def _load(self) -> None:
+        for finding in self._source.container_warnings():
+            self._warn(finding.code, finding.message, member=finding.member, key=finding.key)
         for entry in self._source.members():
             if entry.is_dir:
                 self._warn("W-ZIP-DIRECTORY", "directory entry ignored", member=entry.name)
@@ -147,7 +157,7 @@ class CartonArchive:
             raise CartonFormatError("E-STRUCTURE-MISSING", "the archive has no MANIFEST", member=MANIFEST_PATH)
         manifest = parse_manifest(read_member(self._source, MANIFEST_PATH, self._limits.max_manifest_bytes), self._limits)
         if not manifest.sorted:
-            self._warn("W-MANIFEST-UNSORTED", "lines are not sorted by path", member=MANIFEST_PATH)
+            self._nonconforming("E-MANIFEST-UNSORTED", "lines are not sorted by path", "W-MANIFEST-UNSORTED", member=MANIFEST_PATH)
         return manifest
 
     def _load_links(self) -> Links | None:
@@ -159,9 +169,9 @@ class CartonArchive:
         links = links_from_document(document)
         if links.version != 1:
             said = "missing" if links.version is None else f"{links.version}"
-            self._warn("W-LINKS-VERSION", f"version is {said}, expected 1", member=LINKS_PATH)
+            self._nonconforming("E-LINKS-INVALID", f"version is {said}, expected 1", "W-LINKS-VERSION", member=LINKS_PATH, key="version")
         for sha in sorted(set(links.urls) - self.manifest_info.hashes()):
-            self._warn("W-LINKS-UNUSED", f"{sha} names no MANIFEST entry", member=LINKS_PATH, key=f"urls.{sha}")
+            self._nonconforming("E-LINKS-INVALID", f"{sha} names no MANIFEST entry", "W-LINKS-UNUSED", member=LINKS_PATH, key=f"urls.{sha}")
         return links
 
     def _check_schema(self, document: dict[str, Any], schema: str, member: str) -> None:
@@ -183,7 +193,7 @@ class CartonArchive:
                     CartonFormatError("E-MANIFEST-MISSING-FILE", "is listed in MANIFEST but neither in the archive nor in LINKS", member=path)
                 )
         if not any(p.startswith("model/") for p in listed):
-            self._warn("W-MODEL-EMPTY", "nothing is listed under model/")
+            self._nonconforming("E-STRUCTURE-MISSING", "nothing is listed under model/", "W-MODEL-EMPTY", member="model/")
 
     def linked_urls(self, path: str) -> list[str]:
         """URLs for a MANIFEST path that the zip leaves out (empty when it is in the zip)."""
@@ -227,12 +237,18 @@ class CartonArchive:
             fatal = True
             self._report(CartonFormatError(exc.code, exc.message, member=CARTON_TOML, key="runner.required_framework_version"))
         if "runner_compat_version" not in runner:
-            self._warn(
-                "W-RUNNER-COMPAT-MISSING", "is missing; the original's reader requires it", member=CARTON_TOML, key="runner.runner_compat_version"
+            self._nonconforming(
+                "E-SCHEMA",
+                "is missing; writers always write it (the original's reader requires it)",
+                "W-RUNNER-COMPAT-MISSING",
+                member=CARTON_TOML,
+                key="runner.runner_compat_version",
             )
         short = document.get("short_description")
         if isinstance(short, str) and short_description_too_long(short):
-            self._warn("W-SHORT-DESCRIPTION", "is longer than 100 characters", member=CARTON_TOML, key="short_description")
+            self._nonconforming(
+                "E-SCHEMA", "is longer than 100 characters", "W-SHORT-DESCRIPTION", member=CARTON_TOML, key="short_description"
+            )
         for key in sorted(set(document) - KNOWN_TOP_LEVEL_KEYS):
             self._warn("W-UNKNOWN-KEY", "unknown key ignored", member=CARTON_TOML, key=key)
         if fatal:  # in collect mode the errors were recorded; the info cannot be built
@@ -241,7 +257,7 @@ class CartonArchive:
 
     def _load_index(self) -> TensorIndex:
         if INDEX_PATH not in self.manifest_info.entries:
-            self._warn("W-TENSOR-INDEX-MISSING", "is missing; treated as empty", member=INDEX_PATH)
+            self._nonconforming("E-STRUCTURE-MISSING", "is missing; treated as empty", "W-TENSOR-INDEX-MISSING", member=INDEX_PATH)
             return TensorIndex.empty()
         document = parse_toml(self._read_small(INDEX_PATH, self._limits.max_toml_bytes, "E-LIMIT-TOML-SIZE"), INDEX_PATH, self._limits)
         self._check_schema(document, "tensor-index", INDEX_PATH)

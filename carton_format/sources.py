@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Literal, Protocol, Sequence, runtime_checkable
 
-from .errors import CartonFormatError
+from .errors import CartonFormatError, Finding
 from .limits import DEFAULT_LIMITS, Limits
 
 MemberKind = Literal["file", "symlink", "directory"]
@@ -99,6 +99,10 @@ class ArchiveSource(Protocol):
     def stored_span(self, name: str) -> StoredSpan | None:
         """Where the member's content lies uncompressed in a local file (symlinks followed), for
         zero-copy use; None when it does not (compressed, remote, in memory)."""
+        ...
+
+    def container_warnings(self) -> list[Finding]:
+        """Warnings about the container itself (zip: comments), reported with the archive's."""
         ...
 
     def check_container(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from . import _schema
 from ._atomic import atomic_output, check_target, output_path
-from ._model_dir import walk_model_dir
+from ._model_dir import MODEL_PREFIX, walk_model_dir
 from ._paths import check_member_path, collision_key
 from ._toml import dump_toml
 from ._zip.writer import WrittenMember, ZipWriter
@@ -232,6 +232,9 @@ def write(
     members += [_Member(MISC_DIR + name, data=data) for name, data in example_misc.items()]
     members += _user_misc_files(info, example_misc)
     members += _model_members(model_dir)
+    if not any(m.name.startswith(MODEL_PREFIX) for m in members):
+        # FMT-PATH-5: a carton packages a model; an archive without one does not conform.
+        raise CartonFormatError("E-ARG-INVALID", "model_dir must hold at least one file: a carton packages a model (FMT-PATH-5)")
     members.sort(key=lambda m: m.name.encode("utf-8"))
     _check_collisions(members)
 

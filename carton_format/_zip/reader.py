@@ -1,6 +1,7 @@
 """A strict, bounded zip reader for Carton archives.
 
-Strict: anything a careful reader would have to guess about (comments, prefixes, trailing data,
+Strict: anything a careful reader would have to guess about (prefixes, trailing data, an ambiguous
+end record,
 overlapping or misplaced members, local headers that disagree with the central directory,
 encryption, odd file types, unsafe names) is rejected with a stable error code instead of being
 "corrected", so every conforming reader sees the same members with the same bytes.
@@ -76,7 +77,7 @@ log = logging.getLogger(__name__)
 KiB = 1024
 MiB = 1024 * KiB
 
-#: One read at open time: the EOCD plus room for a maximal (forbidden, but diagnosed) comment.
+#: One read at open time: the EOCD plus room for a maximal (65,535-byte) archive comment.
 TAIL_BYTES = 64 * KiB + EOCD_SIZE
 #: Decoded bytes produced per decoder call.
 OUTPUT_CHUNK = 1 * MiB
@@ -163,6 +164,8 @@ class ZipReader:
         self.cd_offset = 0
         self.cd_size = 0
         self.zip64 = False
+        self.comment_length = 0  # the archive comment's length (allowed, ignored)
+        self.commented_members: list[str] = []  # members whose central header has a comment
         self.entries: list[ZipEntry] = []
         self._by_name: dict[str, ZipEntry] = {}
         self._limit: dict[str, int] = {}  # name -> next member's offset (or the CD start)
@@ -431,12 +434,10 @@ class ZipReader:
             raise self._err("E-ZIP-NOT-ZIP", f"not a zip archive ({size} bytes, too short for an end record)")
         tail_start = max(0, size - TAIL_BYTES)
         tail = self._read_exact(tail_start, size - tail_start)
-        eocd_pos = size - EOCD_SIZE
-        if tail[-EOCD_SIZE : -EOCD_SIZE + 4] != EOCD_SIG_BYTES:
-            raise self._no_final_eocd(tail)
-        end = parse_eocd(tail, len(tail) - EOCD_SIZE)
-        if end.comment_length:
-            raise self._err("E-ZIP-COMMENT", f"the end record declares a {end.comment_length}-byte archive comment")
+        in_tail = self._find_eocd(tail)
+        eocd_pos = tail_start + in_tail
+        end = parse_eocd(tail, in_tail)
+        self.comment_length = end.comment_length
         if end.disk_number or end.cd_disk:
             raise self._err("E-ZIP-MULTIDISK", "multi-disk (split) archives are not supported")
 
@@ -476,20 +477,35 @@ class ZipReader:
         self.entries = self._parse_cd(cd, count)
         self._check_entries()
 
-    def _no_final_eocd(self, tail: bytes) -> CartonFormatError:
-        """Diagnose a file whose last 22 bytes are not an end record (comment, trailing data)."""
+    def _find_eocd(self, tail: bytes) -> int:
+        """Where the end record starts in ``tail``: the one signature whose comment length reaches
+        exactly the end of the file (FMT-ZIP-1).  A comment that holds a second such record is
+        ambiguous (two readers could see two archives), so it is refused."""
+        candidates = []
         pos = tail.rfind(EOCD_SIG_BYTES)
-        if pos < 0:
-            return self._err("E-ZIP-NOT-ZIP", "not a zip archive (no end of central directory record)")
-        after = len(tail) - pos - EOCD_SIZE
+        last_seen = pos
+        while pos >= 0:
+            after = len(tail) - pos - EOCD_SIZE
+            if after >= 0 and int.from_bytes(tail[pos + 20 : pos + 22], "little") == after:
+                candidates.append(pos)
+            pos = tail.rfind(EOCD_SIG_BYTES, 0, pos)
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            raise self._err(
+                "E-ZIP-MALFORMED",
+                f"ambiguous end record: the archive comment holds another end record (at {len(tail) - candidates[0]} "
+                f"and {len(tail) - candidates[1]} bytes from the end)",
+            )
+        if last_seen < 0:
+            raise self._err("E-ZIP-NOT-ZIP", "not a zip archive (no end of central directory record)")
+        after = len(tail) - last_seen - EOCD_SIZE
         if after < 0:
-            return self._err("E-ZIP-TRUNCATED", "the file ends inside the end of central directory record")
-        comment_length = int.from_bytes(tail[pos + 20 : pos + 22], "little")
-        if comment_length == after:
-            return self._err("E-ZIP-COMMENT", f"the archive has a {comment_length}-byte comment")
+            raise self._err("E-ZIP-TRUNCATED", "the file ends inside the end of central directory record")
+        comment_length = int.from_bytes(tail[last_seen + 20 : last_seen + 22], "little")
         if comment_length > after:
-            return self._err("E-ZIP-TRUNCATED", "the file ends inside the archive comment")
-        return self._err("E-ZIP-UNACCOUNTED-DATA", f"{after - comment_length} bytes follow the end record")
+            raise self._err("E-ZIP-TRUNCATED", "the file ends inside the archive comment")
+        raise self._err("E-ZIP-UNACCOUNTED-DATA", f"{after - comment_length} bytes follow the end record")
 
     def _zip64_end(self, end: EndRecord, locator_pos: int, peek: Any) -> tuple[EndRecord, int]:
         locator = peek(locator_pos, ZIP64_LOCATOR_SIZE)
@@ -522,14 +538,6 @@ class ZipReader:
 
     def _misplaced_cd(self, count: int, cd_size: int, cd_offset: int, cd_end: int, peek: Any) -> CartonFormatError:
         """The central directory does not end where the end records begin: say why."""
-        # A fake end record at the very end of a comment (the classic EOCD-search confusion)?
-        tail_len = min(self.size, TAIL_BYTES)
-        tail = peek(self.size - tail_len, tail_len)
-        pos = tail.rfind(EOCD_SIG_BYTES, 0, tail_len - EOCD_SIZE)
-        while pos >= 0:
-            if int.from_bytes(tail[pos + 20 : pos + 22], "little") == tail_len - pos - EOCD_SIZE:
-                return self._err("E-ZIP-COMMENT", f"the archive has a {tail_len - pos - EOCD_SIZE}-byte comment")
-            pos = tail.rfind(EOCD_SIG_BYTES, 0, pos)
         declared_end = cd_offset + cd_size
         if declared_end < cd_end and peek(declared_end, 4) in (EOCD_SIG_BYTES, ZIP64_EOCD_SIG_BYTES):
             return self._err("E-ZIP-UNACCOUNTED-DATA", f"{cd_end - declared_end} bytes follow an earlier end record")
@@ -607,7 +615,7 @@ class ZipReader:
         if h.method not in SUPPORTED_METHODS:
             raise CartonFormatError("E-ZIP-METHOD", f"compression method {h.method} is not stored, deflate or zstd", member=name)
         if h.comment_length:
-            raise CartonFormatError("E-ZIP-COMMENT", "members must not have comments", member=name)
+            self.commented_members.append(name)
         extras = iter_extras(extra, name)
         zip64 = [data for hid, data in extras if hid == ZIP64_EXTRA_ID]
         if len(zip64) > 1:

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from ..errors import CartonFormatError
+from ..errors import CartonFormatError, Finding
 from ..limits import DEFAULT_LIMITS, Limits
 from ..sources import MemberInfo, StoredSpan
 from .reader import ZipEntry, ZipReader
@@ -76,6 +76,13 @@ class ZipSource:
             return None
         offset, length = self._reader.data_span(entry)
         return StoredSpan(self.path, offset, length)
+
+    def container_warnings(self) -> list[Finding]:
+        reader = self._reader
+        found = [Finding("W-ZIP-COMMENT", f"{name}'s central header has a comment (ignored)", member=name) for name in reader.commented_members]
+        if reader.comment_length:
+            found.insert(0, Finding("W-ZIP-COMMENT", f"the archive has a {reader.comment_length}-byte comment (ignored)"))
+        return found
 
     def check_container(self) -> None:
         self._reader.check_layout()

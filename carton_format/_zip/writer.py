@@ -138,7 +138,7 @@ class ZipWriter:
         """
         return self._add(
             name,
-            self._chunks_of(src),
+            self._chunks_of(src, name),
             method=method,
             size=size_hint,
             level=level,
@@ -208,7 +208,7 @@ class ZipWriter:
             self._write_central_directory()
         except OSError as exc:
             self._broken = True
-            raise CartonFormatError("E-IO", f"writing the central directory failed: {exc.strerror or exc}") from None
+            raise CartonFormatError("E-IO", f"writing the central directory failed: {_os_message(exc)}") from None
         self._closed = True
 
     def __enter__(self) -> ZipWriter:
@@ -275,24 +275,27 @@ class ZipWriter:
         if parts[:1] != ["model"] or len(parts) < 2:
             raise bad("the target escapes model/")
 
-    def _chunks_of(self, src: IO[bytes]) -> Iterator[memoryview | bytes]:
-        """Chunks of ``src`` read into one reused buffer (each is consumed before the next read)."""
+    def _chunks_of(self, src: IO[bytes], name: str) -> Iterator[memoryview | bytes]:
+        """Chunks of ``src`` read into one reused buffer (each is consumed before the next read).
+
+        A read error is ``E-IO`` saying so, told apart from a write error of the output."""
         if self._buffer is None:
             self._buffer = bytearray(self._chunk_size)
         buf = self._buffer
         view = memoryview(buf)
         readinto = getattr(src, "readinto", None)
         while True:
-            if readinto is not None:
-                n = readinto(buf)
-                if not n:
-                    return
-                yield view[:n]
-            else:
-                data = src.read(len(buf))
-                if not data:
-                    return
-                yield data
+            try:
+                if readinto is not None:
+                    n = readinto(buf)
+                    data = view[:n] if n else None
+                else:
+                    data = src.read(len(buf)) or None
+            except OSError as exc:
+                raise CartonFormatError("E-IO", f"reading the source failed: {exc.strerror or exc}", member=name) from None
+            if data is None:
+                return
+            yield data
 
     def _write_all(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
@@ -356,9 +359,11 @@ class ZipWriter:
                 )
             self._patch_local(offset, raw_name, zip64_local, digest.crc32(), csize, usize)
         except BaseException as exc:
+            # An OSError may come from the hash worker thread (the sink writes there): DigestPair
+            # re-raises it here, on the caller's thread.
             self._rollback(offset)
             if isinstance(exc, OSError):
-                raise CartonFormatError("E-IO", f"writing failed: {exc.strerror or exc}", member=name) from None
+                raise CartonFormatError("E-IO", f"writing failed: {_os_message(exc)}", member=name) from None
             raise
         self._remember(name)
         self._records.append(
@@ -420,13 +425,17 @@ class ZipWriter:
         f.seek(end)
 
     def _rollback(self, offset: int) -> None:
-        """Cut a failed member off so the writer can go on with the next one."""
+        """Cut a failed member off so the writer can go on with the next one.
+
+        When that fails too (a buffered file whose seek must first flush what a full disk
+        refused) the writer refuses further use; the caller has the original error already, so
+        this is no more than a debug message."""
         try:
             self._f.seek(offset)
             self._f.truncate()
             self._pos = offset
-        except Exception:  # noqa: BLE001 - the file is in an unknown state: refuse further use
-            log.warning("could not roll back a failed member at offset %d", offset)
+        except Exception as exc:  # noqa: BLE001 - the file is in an unknown state: refuse further use
+            log.debug("could not roll back a failed member at offset %d: %s", offset, exc)
             self._broken = True
 
     # -- central directory -----------------------------------------------------------------
@@ -483,6 +492,11 @@ class ZipWriter:
         )
         self._write_all(pack_eocd(end))
         log.debug("wrote central directory: %d members, %d bytes at %d (zip64=%s)", count, cd_size, cd_offset, zip64)
+
+def _os_message(exc: OSError) -> str:
+    """The operating system's words for an error (``No space left on device``)."""
+    return exc.strerror or str(exc) or type(exc).__name__
+
 
 __all__ = [
     "DOS_DATE",

@@ -178,7 +178,7 @@ def test_cli_writes_reports(tmp_path: Path) -> None:
     report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
     proc = subprocess.run(
         [sys.executable, "-m", "carton_conformance", "run", "--adapter", "builtin", "--only", "versionreq/invalid/*",
-         "--only", "inspect/invalid/zip/archive-comment", "--report", str(report), "--junit", str(junit)],
+         "--only", "inspect/invalid/zip/ambiguous-end-record", "--report", str(report), "--junit", str(junit)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

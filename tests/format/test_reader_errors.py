@@ -89,12 +89,14 @@ def test_manifest_duplicate(tmp_path: Path, valid: dict[str, bytes]) -> None:
 
 
 @pytest.mark.spec("FMT-MANIFEST-7", "FMT-READ-6")
-def test_manifest_unsorted_is_only_a_warning(tmp_path: Path, valid: dict[str, bytes]) -> None:
+def test_manifest_unsorted_is_invalid_but_read_leniently(tmp_path: Path, valid: dict[str, bytes]) -> None:
     entries = _manifest_of(valid)
     path = tmp_path / "u.carton"
     path.write_bytes(build(valid, manifest=_fmt(entries, list(reversed(sorted(entries))))))
     report = cf.validate(path)
-    assert report.ok and [w.code for w in report.warnings] == ["W-MANIFEST-UNSORTED"]
+    assert [e.code for e in report.errors] == ["E-MANIFEST-UNSORTED"] and not report.warnings
+    with cf.read(path) as archive:
+        assert [w.code for w in archive.warnings] == ["W-MANIFEST-UNSORTED"]
 
 
 @pytest.mark.spec("FMT-MANIFEST-2")
@@ -202,21 +204,22 @@ def test_unknown_keys_are_ignored_with_a_warning(tmp_path: Path, valid: dict[str
 
 
 @pytest.mark.spec("FMT-RUNNER-5")
-def test_runner_compat_version_missing_is_a_warning(tmp_path: Path, valid: dict[str, bytes]) -> None:
+def test_runner_compat_version_missing_is_invalid_but_read_leniently(tmp_path: Path, valid: dict[str, bytes]) -> None:
     members = replace_text(valid, "carton.toml", "runner_compat_version = 1\n", "")
     path = tmp_path / "c.carton"
     path.write_bytes(build(members))
     report = cf.validate(path)
-    assert report.ok and [w.code for w in report.warnings] == ["W-RUNNER-COMPAT-MISSING"]
+    assert [(e.code, e.key) for e in report.errors] == [("E-SCHEMA", "runner.runner_compat_version")]
     with cf.read(path) as archive:
         assert archive.info.runner.runner_compat_version is None
+        assert [w.code for w in archive.warnings] == ["W-RUNNER-COMPAT-MISSING"]
 
 
 # -- tensor data (FMT-TENSOR) -----------------------------------------------------------------------
 
 
 @pytest.mark.spec("FMT-TENSOR-2")
-def test_index_missing_is_a_warning_when_nothing_refers_to_it(tmp_path: Path, valid: dict[str, bytes]) -> None:
+def test_index_missing_is_invalid_but_read_leniently_when_nothing_refers_to_it(tmp_path: Path, valid: dict[str, bytes]) -> None:
     members = {k: v for k, v in valid.items() if not k.startswith("tensor_data/")}
     text = members["carton.toml"].decode()
     text = text[: text.index("[[self_test]]")] + text[text.index("[runner]") :]
@@ -224,7 +227,9 @@ def test_index_missing_is_a_warning_when_nothing_refers_to_it(tmp_path: Path, va
     path = tmp_path / "i.carton"
     path.write_bytes(build(members))
     report = cf.validate(path)
-    assert report.ok and "W-TENSOR-INDEX-MISSING" in [w.code for w in report.warnings]
+    assert [(e.code, e.member) for e in report.errors] == [("E-STRUCTURE-MISSING", "tensor_data/index.toml")]
+    with cf.read(path) as archive:
+        assert "W-TENSOR-INDEX-MISSING" in [w.code for w in archive.warnings] and archive.info.self_tests is None
 
 
 @pytest.mark.parametrize(
@@ -296,11 +301,13 @@ def test_links_errors(tmp_path: Path, valid: dict[str, bytes], links: bytes, cod
 
 
 @pytest.mark.spec("FMT-LINKS-4", "FMT-LINKS-6")
-def test_links_warnings(tmp_path: Path, valid: dict[str, bytes]) -> None:
+def test_links_writer_rules_fail_validation_but_read_leniently(tmp_path: Path, valid: dict[str, bytes]) -> None:
     path = tmp_path / "l.carton"
     path.write_bytes(build(valid, links=b"version = 2\n[urls]\n" + SHA_A.encode() + b" = ['https://x/y']\n"))
     report = cf.validate(path)
-    assert report.ok and sorted(w.code for w in report.warnings) == ["W-LINKS-UNUSED", "W-LINKS-VERSION"]
+    assert [(e.code, e.key) for e in report.errors] == [("E-LINKS-INVALID", "version"), ("E-LINKS-INVALID", f"urls.{SHA_A}")]
+    with cf.read(path) as archive:
+        assert sorted(w.code for w in archive.warnings) == ["W-LINKS-UNUSED", "W-LINKS-VERSION"]
 
 
 @pytest.mark.spec("FMT-READ-5")

@@ -47,6 +47,9 @@ class MemorySource:
     def stored_span(self, name: str) -> None:
         return None
 
+    def container_warnings(self) -> list[cf.Finding]:
+        return []
+
     def check_container(self) -> None:
         pass
 

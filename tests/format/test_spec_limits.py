@@ -13,7 +13,7 @@ from carton_conformance.gen import zipcraft as zc
 from carton_format import writer as writer_module
 from carton_format.limits import DEFAULT_LIMITS, Limits
 
-from ..helpers.cartoncraft import sample_info
+from ..helpers.cartoncraft import sample_info, write_info
 from ..helpers.spechelp import craft, expect_error, expect_ok, manifest_of, sample
 
 
@@ -94,7 +94,7 @@ def test_string_tensor_limits(tmp_path: Path) -> None:
 
 def _write_error(tmp_path: Path, info: cf.CartonInfo, **kwargs: object) -> cf.CartonFormatError:
     with pytest.raises(cf.CartonFormatError) as err:
-        cf.write(tmp_path / "x.carton", info, **kwargs)
+        write_info(tmp_path / "x.carton", info, **kwargs)
     assert not (tmp_path / "x.carton").exists()
     assert [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
     return err.value

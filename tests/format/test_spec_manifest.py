@@ -48,8 +48,9 @@ def test_a_listed_file_may_live_behind_links(tmp_path: Path) -> None:
     listed = manifest_of(sample(), **{"model/weights.bin": sha})
     expect_ok(tmp_path, craft(sample(), manifest=listed, links=links), ["W-HASHES-NOT-VERIFIED"])
     other = f'version = 1\n\n[urls]\n{SHA_A} = ["https://example.com/w"]\n'.encode()  # LINKS, but not for this hash
-    report = expect_error(tmp_path, craft(sample(), manifest=listed, links=other), "E-MANIFEST-MISSING-FILE", member="model/weights.bin")
-    assert "W-LINKS-UNUSED" in [w.code for w in report.warnings]
+    report = expect_error(tmp_path, craft(sample(), manifest=listed, links=other), "E-MANIFEST-MISSING-FILE", member="model/weights.bin",
+                          only=False)
+    assert sorted(e.code for e in report.errors) == ["E-LINKS-INVALID", "E-MANIFEST-MISSING-FILE"]  # the unused LINKS key too
 
 
 @pytest.mark.spec("FMT-MANIFEST-10", "FMT-READ-2")

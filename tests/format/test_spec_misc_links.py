@@ -12,8 +12,8 @@ import tomli
 
 import carton_format as cf
 
-from ..helpers.cartoncraft import members_of, sample_info, write_sample
-from ..helpers.spechelp import SHA_A, craft, expect_error, expect_ok, manifest_of, sample
+from ..helpers.cartoncraft import members_of, sample_info, write_info, write_sample
+from ..helpers.spechelp import SHA_A, craft, expect_error, expect_nonconforming, expect_ok, manifest_of, sample
 
 
 def _links(*pairs: tuple[str, list[str]], version: str = "version = 1\n") -> bytes:
@@ -40,7 +40,7 @@ def test_misc_files_are_every_listed_misc_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["", ".", "..", "a/b", "a\\b", "a\x00b", "_example_misc_file_0", "tab\tname"])
 def test_writer_refuses_bad_misc_names(tmp_path: Path, name: str) -> None:
     with pytest.raises(cf.CartonFormatError) as err:
-        cf.write(tmp_path / "x.carton", sample_info(misc_files={name: b"x"}))  # sample_info's example makes file 0
+        write_info(tmp_path / "x.carton", sample_info(misc_files={name: b"x"}))  # sample_info's example makes file 0
     assert err.value.code == "E-ARG-INVALID"
 
 
@@ -48,7 +48,7 @@ def test_writer_refuses_bad_misc_names(tmp_path: Path, name: str) -> None:
 def test_misc_files_are_stored_under_misc(tmp_path: Path) -> None:
     source = tmp_path / "from_disk.png"
     source.write_bytes(b"disk")
-    path = cf.write(tmp_path / "m.carton", sample_info(misc_files={"b y.txt": b"bytes", "d.png": source, "_example_misc_file_7": b"ok"})).path
+    path = write_info(tmp_path / "m.carton", sample_info(misc_files={"b y.txt": b"bytes", "d.png": source, "_example_misc_file_7": b"ok"})).path
     members = members_of(path)
     assert (members["misc/b y.txt"], members["misc/d.png"], members["misc/_example_misc_file_7"]) == (b"bytes", b"disk", b"ok")
 
@@ -80,9 +80,9 @@ def test_links_keys_are_sha256_hex(tmp_path: Path, key: str) -> None:
 
 @pytest.mark.spec("FMT-LINKS-4")
 @pytest.mark.parametrize("version", ["", "version = 0\n", "version = 2\n"])
-def test_links_version_other_than_1_is_a_warning(tmp_path: Path, version: str) -> None:
-    report = expect_ok(tmp_path, craft(sample(), links=_links(version=version)), ["W-LINKS-VERSION"])
-    assert report.warnings[0].member == "LINKS"
+def test_links_version_other_than_1_is_invalid_but_read_leniently(tmp_path: Path, version: str) -> None:
+    expect_nonconforming(tmp_path, craft(sample(), links=_links(version=version)), "E-LINKS-INVALID", "W-LINKS-VERSION",
+                         member="LINKS", key="version")
 
 
 @pytest.mark.spec("FMT-LINKS-5")
@@ -104,9 +104,9 @@ def test_writer_refuses_bad_urls(tmp_path: Path, url: str) -> None:
 
 
 @pytest.mark.spec("FMT-LINKS-6")
-def test_unused_links_keys_are_a_warning(tmp_path: Path) -> None:
-    report = expect_ok(tmp_path, craft(sample(), links=_links((SHA_A, ["https://e.com/a"]))), ["W-LINKS-UNUSED"])
-    assert report.warnings[0].key == f"urls.{SHA_A}"
+def test_unused_links_keys_are_invalid_but_read_leniently(tmp_path: Path) -> None:
+    expect_nonconforming(tmp_path, craft(sample(), links=_links((SHA_A, ["https://e.com/a"]))), "E-LINKS-INVALID", "W-LINKS-UNUSED",
+                         member="LINKS", key=f"urls.{SHA_A}")
 
 
 @pytest.mark.spec("FMT-LINKS-6", "FMT-LINKS-7")

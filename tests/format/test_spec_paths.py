@@ -11,7 +11,7 @@ import pytest
 
 import carton_format as cf
 
-from ..helpers.spechelp import craft, expect_error, expect_ok, manifest_of, replace, sample
+from ..helpers.spechelp import craft, expect_error, expect_nonconforming, expect_ok, manifest_of, replace, sample
 
 
 @pytest.mark.spec("FMT-PATH-1", "FMT-PATH-2")
@@ -64,10 +64,9 @@ def test_names_are_case_sensitive(tmp_path: Path) -> None:
 
 
 @pytest.mark.spec("FMT-PATH-5")
-def test_nothing_under_model_is_a_warning(tmp_path: Path) -> None:
+def test_nothing_under_model_is_invalid_but_read_leniently(tmp_path: Path) -> None:
     members = {k: v for k, v in sample().items() if not k.startswith("model/")}
-    report = expect_ok(tmp_path, craft(members), ["W-MODEL-EMPTY"])
-    assert report.ok
+    expect_nonconforming(tmp_path, craft(members), "E-STRUCTURE-MISSING", "W-MODEL-EMPTY", member="model/")
 
 
 @pytest.mark.spec("FMT-PATH-5")
@@ -79,10 +78,14 @@ def test_a_linked_model_file_counts(tmp_path: Path) -> None:
 
 
 @pytest.mark.spec("FMT-PATH-5")
-def test_writer_without_model_directory(tmp_path: Path) -> None:
-    """Allowed (SHOULD NOT): the archive is valid and readers warn."""
-    path = cf.write(tmp_path / "m.carton", cf.CartonInfo(runner=cf.RunnerInfo("noop", "*", 0))).path
-    assert [w.code for w in cf.validate(path).warnings] == ["W-MODEL-EMPTY"]
+def test_writer_refuses_an_archive_without_a_model_file(tmp_path: Path) -> None:
+    info = cf.CartonInfo(runner=cf.RunnerInfo("noop", "*", 0))
+    (tmp_path / "empty").mkdir()
+    for model_dir in (None, tmp_path / "empty"):
+        with pytest.raises(cf.CartonFormatError) as err:
+            cf.write(tmp_path / "m.carton", info, model_dir=model_dir)
+        assert err.value.code == "E-ARG-INVALID" and "FMT-PATH-5" in err.value.message
+    assert not (tmp_path / "m.carton").exists()
 
 
 @pytest.mark.spec("FMT-PATH-1", "FMT-PATH-2", "FMT-TENSOR-8")

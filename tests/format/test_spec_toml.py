@@ -9,7 +9,7 @@ import pytest
 
 import carton_format as cf
 
-from ..helpers.cartoncraft import sample_info
+from ..helpers.cartoncraft import sample_info, write_info
 from ..helpers.spechelp import craft, expect_error, expect_ok, replace, sample
 
 INDEX = "tensor_data/index.toml"
@@ -80,14 +80,14 @@ def test_unknown_keys_are_ignored_at_every_level(tmp_path: Path) -> None:
 def test_writer_refuses_integers_the_original_cannot_parse(tmp_path: Path, info: cf.CartonInfo, key: str) -> None:
     """Readers accept u64 values (FMT-META-10, FMT-RUNNER-4), but TOML 1.0 and toml-rs 0.5 stop at i64."""
     with pytest.raises(cf.CartonFormatError) as err:
-        cf.write(tmp_path / "x.carton", info)
+        write_info(tmp_path / "x.carton", info)
     assert (err.value.code, err.value.key) == ("E-ARG-INVALID", key)
 
 
 @pytest.mark.spec("FMT-TOML-3", "FMT-META-10", "FMT-RUNNER-4")
 def test_i64_max_is_written_and_u64_values_are_read(tmp_path: Path) -> None:
     info = sample_info(runner=cf.RunnerInfo("torchscript", "*", 2**63 - 1), inputs=[cf.TensorSpec("x", "float32", [2**63 - 1])])
-    path = cf.write(tmp_path / "x.carton", info).path
+    path = write_info(tmp_path / "x.carton", info).path
     with cf.read(path) as archive:
         assert archive.info.runner.runner_compat_version == 2**63 - 1
     members = replace(sample(), "carton.toml", "runner_compat_version = 1", f"runner_compat_version = {2**64 - 1}")
@@ -103,5 +103,5 @@ def test_writer_refuses_dates(tmp_path: Path) -> None:
     import datetime
 
     with pytest.raises(cf.CartonFormatError) as err:
-        cf.write(tmp_path / "x.carton", sample_info(model_name=datetime.date(2024, 1, 1)))  # type: ignore[arg-type]
+        write_info(tmp_path / "x.carton", sample_info(model_name=datetime.date(2024, 1, 1)))  # type: ignore[arg-type]
     assert (err.value.code, err.value.key) == ("E-ARG-INVALID", "model_name")

@@ -62,8 +62,7 @@ def _symlink(name: str, target: str, **extra: str) -> Callable[[], bytes]:
 
 ONE_FLAW = [
     ("FMT-ZIP-1", "E-ZIP-NOT-ZIP", lambda: b"\x89PNG\r\n\x1a\n" + bytes(200)),
-    ("FMT-ZIP-2", "E-ZIP-COMMENT", _with(comment=b"member comment")),
-    ("FMT-ZIP-2", "E-ZIP-COMMENT", _archive(comment=b"archive comment")),
+    ("FMT-ZIP-23", "E-ZIP-MALFORMED", lambda: (lambda d: d[:-2] + (22).to_bytes(2, "little") + d[-22:])(craft(sample()))),
     ("FMT-ZIP-3", "E-ZIP-TRUNCATED", lambda: craft(sample())[:-7]),
     ("FMT-ZIP-4", "E-ZIP-MALFORMED", _with(version_needed=64)),
     ("FMT-ZIP-4", "E-ZIP-MALFORMED", _with(flags=0x0010)),
@@ -90,6 +89,14 @@ ONE_FLAW = [
     ("FMT-ZIP-21", "E-ZIP-SYMLINK", _symlink("model/link", "../misc/arch.png")),
     ("FMT-ZIP-21", "E-ZIP-SYMLINK", _symlink("model/link", "/model/model.pt")),
 ]
+
+
+@pytest.mark.spec("FMT-ZIP-2", "FMT-ZIP-1")
+@pytest.mark.parametrize("make", [_with(comment=b"member comment"), _archive(comment=b"archive comment"), _archive(comment=b"\xff" * 65535),
+                                  _archive(comment=b"PK\x05\x06 holds a signature, but its length field does not fit")])
+def test_comments_are_ignored_with_a_warning(tmp_path: Path, make: Callable[[], bytes]) -> None:
+    report = expect_ok(tmp_path, make(), ["W-ZIP-COMMENT"])
+    assert "comment" in report.warnings[0].message
 
 
 @pytest.mark.parametrize(

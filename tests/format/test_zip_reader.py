@@ -486,7 +486,7 @@ def _limits(**kw: int) -> Limits:
     return Limits(**kw)
 
 
-HOSTILE: list[tuple[str, str, Callable[[], bytes], Limits | None, bool]] = [
+HOSTILE: list[tuple[str, str | None, Callable[[], bytes], Limits | None, bool]] = [
     # (row, code, builder, limits, needs deep read)
     ("1 empty file", "E-ZIP-NOT-ZIP", lambda: b"", None, False),
     ("1 short file", "E-ZIP-NOT-ZIP", lambda: b"PK\x05\x06", None, False),
@@ -496,9 +496,12 @@ HOSTILE: list[tuple[str, str, Callable[[], bytes], Limits | None, bool]] = [
     ("2 prefix, offsets not adjusted", "E-ZIP-UNACCOUNTED-DATA", lambda: b"#!/bin/sh\nexit\n" + good(), None, False),
     ("3 trailing bytes", "E-ZIP-UNACCOUNTED-DATA", lambda: good() + b"\x00", None, False),
     ("3 trailing garbage", "E-ZIP-UNACCOUNTED-DATA", lambda: good() + os.urandom(100).replace(b"PK", b"pk"), None, False),
-    ("3 comment", "E-ZIP-COMMENT", lambda: zc.build(good_members(), comment=b"hello"), None, False),
-    ("3 comment with EOCD signature", "E-ZIP-COMMENT", lambda: zc.build(good_members(), comment=b"PK\x05\x06" + bytes(18)), None, False),
-    ("3 declared comment missing", "E-ZIP-COMMENT", lambda: zc.build(good_members(), comment_length=5), None, False),
+    ("3 comment (allowed)", None, lambda: zc.build(good_members(), comment=b"hello"), None, False),
+    ("3 comment of 65,535 bytes (allowed)", None, lambda: zc.build(good_members(), comment=b"c" * 65535), None, False),
+    ("3 comment with an end record signature", None, lambda: zc.build(good_members(), comment=b"PK\x05\x06" + bytes(10)), None, False),
+    ("3 comment that is a second end record", "E-ZIP-MALFORMED", lambda: zc.build(good_members(), comment=b"PK\x05\x06" + bytes(18)),
+     None, False),
+    ("3 declared comment missing", "E-ZIP-TRUNCATED", lambda: zc.build(good_members(), comment_length=5), None, False),
     ("3 second EOCD", "E-ZIP-UNACCOUNTED-DATA", lambda: good() + good()[-22:], None, False),
     ("4 cd_offset wrong", "E-ZIP-CD-MISMATCH", _patch_eocd(16, "<I", 1), None, False),
     ("4 cd_offset off by one", "E-ZIP-CD-MISMATCH",
@@ -647,14 +650,16 @@ _SPEC_OF_CODE = {
 }  # fmt: skip
 _SPEC_OF_ROW = {  # E-PATH-UNSAFE rows about characters and drive letters, not components
     "11 drive letter": "FMT-PATH-2", "11 backslash": "FMT-PATH-2", "11 NUL": "FMT-PATH-2", "11 control character": "FMT-PATH-2",
+    "3 comment (allowed)": "FMT-ZIP-2", "3 comment of 65,535 bytes (allowed)": "FMT-ZIP-2",
+    "3 comment with an end record signature": "FMT-ZIP-1", "3 comment that is a second end record": "FMT-ZIP-23",
 }  # fmt: skip
 HOSTILE_PARAMS = [
-    pytest.param(*h, id=h[0], marks=pytest.mark.spec(_SPEC_OF_ROW.get(h[0], _SPEC_OF_CODE[h[1]]))) for h in HOSTILE
+    pytest.param(*h, id=h[0], marks=pytest.mark.spec(_SPEC_OF_ROW.get(h[0]) or _SPEC_OF_CODE[h[1]])) for h in HOSTILE
 ]
 
 
 @pytest.mark.parametrize(("row", "code", "make", "limits", "deep"), HOSTILE_PARAMS)
-def test_hostile_inputs(row: str, code: str, make: Callable[[], bytes], limits: Limits | None, deep: bool) -> None:
+def test_hostile_inputs(row: str, code: str | None, make: Callable[[], bytes], limits: Limits | None, deep: bool) -> None:
     data = make()
     if not deep:
         # rejected at open time, before any member data is read

@@ -47,6 +47,30 @@ def write_sample(tmp_path: Path, name: str = "sample.carton", model_files: dict[
     return cf.write(tmp_path / name, info, model_dir=model_dir, **kwargs).path
 
 
+_MODEL_DIR: Path | None = None
+
+
+def tiny_model_dir() -> Path:
+    """One directory (per process, removed at exit) holding a one-file model."""
+    global _MODEL_DIR
+    if _MODEL_DIR is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        _MODEL_DIR = Path(tempfile.mkdtemp(prefix="carton-test-model-"))
+        atexit.register(shutil.rmtree, _MODEL_DIR, True)
+        (_MODEL_DIR / "model.pt").write_bytes(b"model")
+    return _MODEL_DIR
+
+
+def write_info(target: Path, info: cf.CartonInfo, **kwargs) -> cf.WriteResult:
+    """``cf.write`` with a one-file model directory (every carton packages a model, FMT-PATH-5)
+    unless the test gives its own ``model_dir``."""
+    kwargs.setdefault("model_dir", tiny_model_dir())
+    return cf.write(target, info, **kwargs)
+
+
 def members_of(path: Path) -> dict[str, bytes]:
     with ZipReader.open_path(path) as z:
         return {e.name: z.read_member(e.name, 1 << 30) for e in z.entries}

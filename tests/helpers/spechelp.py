@@ -107,6 +107,26 @@ def expect_error(
     return report
 
 
+def expect_nonconforming(
+    tmp_path: Path, data: bytes, code: str, warning: str, *, member: str | None = None, key: str | None = None
+) -> cf.ValidationReport:
+    """A break of a rule writers MUST follow that a reader can carry on past: ``validate()``
+    reports ``code`` as its only error, while ``read()`` (and loading every tensor) succeeds with
+    the lenient ``warning`` (spec section 1.3)."""
+    path = write(tmp_path, data)
+    report = cf.validate(path)
+    assert [f.code for f in report.errors] == [code], report.findings
+    if member is not None:
+        assert report.errors[0].member == member, report.findings
+    if key is not None:
+        assert report.errors[0].key == key, report.findings
+    with cf.read(path) as archive:
+        archive.check_tensors()
+        warned = [w for w in archive.warnings if w.code == warning]
+    assert warned and (warned[0].member, warned[0].key) == (report.errors[0].member, report.errors[0].key), warned
+    return report
+
+
 def expect_ok(tmp_path: Path, data: bytes, warnings: list[str] | None = None, *, limits: Limits = DEFAULT_LIMITS) -> cf.ValidationReport:
     """The archive is valid; ``validate()`` gives exactly ``warnings`` (codes, sorted)."""
     path = write(tmp_path, data)

@@ -26,12 +26,17 @@ from tests.helpers.original import original_describe, original_shrink  # noqa: E
 
 
 def write_minimal(directory: Path) -> Path:
-    """Only the required fields, an empty model directory."""
+    """Only the required fields and no model file.  That does not conform (FMT-PATH-5), so our
+    writer refuses it: the members of a written archive are zipped again without the model."""
     import carton_format as cf
+    from tests.helpers.cartoncraft import build, members_of, write_info
 
-    (directory / "empty_model").mkdir()
     info = cf.CartonInfo(runner=cf.RunnerInfo("torchscript", "=2.13", 1))
-    return cf.write(directory / "minimal.carton", info, model_dir=directory / "empty_model").path
+    full = write_info(directory / "with_model.carton", info).path
+    members = {name: data for name, data in members_of(full).items() if not name.startswith("model/")}
+    out = directory / "minimal.carton"
+    out.write_bytes(build(members))
+    return out
 
 
 def make(out_dir: Path) -> dict[str, Path]:
