@@ -89,6 +89,71 @@ CASES: dict[str, tuple[str, str, str]] = {
         result = ",".join(sorted({f.code for f in report.errors})) or "ok"
         """,
     ),
+    "links-zstd-bomb": (
+        "a LINKS download answered with Content-Encoding: zstd, 130 KB that decode to 4 GiB of zeros (loopback server)",
+        "Limits.max_download_ratio (1,100x above Limits.ratio_floor_bytes) and max_download_bytes",
+        """
+        import threading, http.server, zstandard
+        from carton_runtime.cache import Cache
+        from carton_runtime.links_fetch import LinkFetcher
+        body = zstandard.ZstdCompressor(level=19).compress(bytes(4 * 1024**3 // 64)) * 64  # 64 frames of 64 MiB of zeros
+        class Bomb(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Encoding", "zstd")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass
+            def log_message(self, *args):
+                pass
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bomb)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        path.write_bytes(body)
+        start()
+        try:
+            LinkFetcher(Cache(tmp / "cache"), allow_private=True).fetch("model/w.bin", "0" * 64, [f"http://127.0.0.1:{server.server_port}/w"])
+            result = "fetched"
+        except cf.CartonError as exc:
+            result = exc.code + " " + exc.message[:70]
+        staged = sum(f.stat().st_size for f in (tmp / "cache").rglob("*") if f.is_file())
+        result += f"; {staged} bytes left in the cache"
+        """,
+    ),
+    "slow-server": (
+        "a server sending 1 byte every 0.2 s (loopback), with CARTON_HTTP_STALL_SECONDS=2; `get_model_info`",
+        "CARTON_HTTP_DEADLINE / CARTON_HTTP_STALL_BYTES / CARTON_HTTP_STALL_SECONDS",
+        """
+        import threading, http.server, time as _t
+        os.environ["CARTON_HTTP_STALL_SECONDS"] = "2"
+        os.environ["CARTON_CACHE_DIR"] = str(tmp / "cache")
+        import carton_runtime.sync as carton_sync
+        class Slow(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                try:
+                    for _ in range(200):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        _t.sleep(0.2)
+                except OSError:
+                    pass
+            def log_message(self, *args):
+                pass
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        start()
+        try:
+            carton_sync.get_model_info(f"http://127.0.0.1:{server.server_port}/m.carton")
+            result = "read"
+        except cf.CartonError as exc:
+            result = exc.code + " " + exc.message[-60:]
+        """,
+    ),
 }
 
 PRELUDE = """

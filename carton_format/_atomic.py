@@ -109,7 +109,11 @@ def atomic_output(target: Path, *, overwrite: bool) -> Iterator[tuple[BinaryIO, 
         yield fh, tmp  # type: ignore[misc]
         try:
             os.fsync(fd)
-            os.fchmod(fd, 0o666 & ~_current_umask())
+            mode = 0o666 & ~_current_umask()
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, mode)
+            else:  # pragma: no cover - not POSIX
+                os.chmod(tmp, mode)
         except OSError as exc:
             raise _io_error(target, exc) from None
         _commit(tmp, target, overwrite)

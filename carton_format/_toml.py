@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import tomli
 import tomli_w
 
@@ -35,45 +36,137 @@ _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 _DOTTED_RUNS: dict[int, re.Pattern[bytes]] = {}
 
 
-def _skeleton(data: bytes) -> bytes:
-    """The document with every string replaced by ``s`` and every comment removed."""
-    return _STRING_OR_COMMENT.sub(lambda m: b"" if m.group().startswith(b"#") else b"s", data)
+#: Bytes per regex pass of the skeleton scan: re.sub keeps ~170 bytes per match until it joins
+#: its pieces, so a whole document of tiny strings would cost ~85x its size; 64 KiB at a time
+#: costs a few MiB whatever the document.
+_SCAN_CHUNK = 1 << 16
+_NUL_TO_S = bytes.maketrans(b"\0", b"s")
 
 
-def _prescan(data: bytes, member: str, limits: Limits) -> None:
-    """Refuse documents whose bracket nesting or key dotting exceeds the limits.
+class _TooManyTokens(Exception):
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+
+def _scan_end(data: bytes, pos: int) -> int:
+    """Where the chunk starting at ``pos`` ends: just after its last newline (outside strings
+    and comments but for multi-line strings), else after its last comma (outside strings in
+    an array of them), else at the chunk size.  Only a guess: _skeleton checks it."""
+    if len(data) - pos <= _SCAN_CHUNK:
+        return len(data)
+    for separator in (b"\n", b","):
+        found = data.rfind(separator, pos, pos + _SCAN_CHUNK)
+        if found > pos:
+            return found + 1
+    return pos + _SCAN_CHUNK
+
+
+def _skeleton(data: bytes, max_tokens: int | None = None) -> bytes:
+    """The document with every string and every comment replaced by ``s``.
+
+    A constant replacement keeps the scan in C (a callback per match costs more than the parse
+    it protects: ~0.7 s per million strings).  A comment becoming ``s`` changes no count: it
+    holds no bracket, and it ends at a newline, which ends any dotted key before it.  The scan
+    goes chunk by chunk (memory: the skeleton, at most the document's size, plus a few MiB);
+    a chunk whose last token may go on past its end is cut before that token, which starts
+    outside every token, so every chunk is tokenised as the whole document is.
+
+    With ``max_tokens``, raises ``_TooManyTokens`` as soon as the document has more tokens
+    than that (strings, comments, commas, equals signs, opening brackets), before the rest is
+    scanned.
+    """
+    pieces = []
+    tokens = 0
+    pos, size = 0, len(data)
+    while pos < size:
+        end = _scan_end(data, pos)
+        out, count = _STRING_OR_COMMENT.subn(b"\0", data[pos:end])
+        if end < size and out.endswith(b"\0"):  # the last token may be cut (or the document has a NUL)
+            last = None
+            for last in _STRING_OR_COMMENT.finditer(data, pos, end):  # noqa: B007 - only the last one is needed
+                pass
+            if last is not None and last.end() == end:
+                if last.start() > pos:
+                    end = last.start()
+                    out, count = _STRING_OR_COMMENT.subn(b"\0", data[pos:end])
+                else:  # one token from pos past the chunk: take it whole
+                    whole = _STRING_OR_COMMENT.match(data, pos)
+                    end = whole.end() if whole else end
+                    out, count = b"\0", 1
+        if max_tokens is not None:
+            tokens += count + out.count(b",") + out.count(b"=") + out.count(b"[")
+            if tokens > max_tokens:
+                raise _TooManyTokens(tokens)
+        pieces.append(out)
+        pos = end
+    return b"".join(pieces).translate(_NUL_TO_S)
+
+
+_DEPTH_CHUNK = 1 << 18
+
+
+def _max_depth(brackets: bytes) -> int:
+    """The deepest nesting of a sequence of ``[{`` (openers) and ``]}`` (closers), where a
+    closer at depth 0 is ignored (the document is broken; the parser will say so).
+
+    That walk, clamped at 0, is the unclamped running sum minus its running minimum (taken
+    with 0), so numpy computes it in chunks: ~50x faster than a Python loop over millions of
+    ``[[input]]`` brackets, in bounded memory.
+    """
+    best = level = low = 0
+    for start in range(0, len(brackets), _DEPTH_CHUNK):
+        chunk = np.frombuffer(brackets, np.uint8, count=min(_DEPTH_CHUNK, len(brackets) - start), offset=start)
+        steps = ((chunk >> 1) & 1).astype(np.int64) * 2 - 1  # [ 0x5B and { 0x7B have bit 1 set, ] and } not
+        running = np.cumsum(steps) + level
+        lows = np.minimum(np.minimum.accumulate(running), low)
+        best = max(best, int((running - lows).max()))
+        level, low = int(running[-1]), int(lows[-1])
+    return best
+
+
+def _prescan(data: bytes, member: str, limits: Limits, max_values: int | None = None, values_code: str = "E-LIMIT-TENSOR") -> None:
+    """Refuse documents whose bracket nesting or key dotting exceeds the limits, or (with
+    ``max_values``) that hold more values than that.
 
     Runs at regex speed over the whole document (the Python loop only sees brackets), so it
     costs a fraction of the parse it protects; it only needs to be conservative: a broken
-    document may over-count, the real parser still validates everything.
+    document may over-count, the real parser still validates everything.  ``max_values`` is
+    checked on tokens, as the scan goes: strings, comments, and commas, equals signs and
+    opening brackets outside them (an array of N strings has about 2N of them), at most
+    2 x ``max_values`` + 8, so a file of a hundred million commas is refused after a few.
     """
-    skeleton = _skeleton(data)
-    depth = max_depth = 0
-    for byte in skeleton.translate(None, _NOT_BRACKETS):
-        if byte in b"[{":
-            depth += 1
-            if depth > max_depth:
-                max_depth = depth
-                if max_depth > limits.max_toml_nesting:
-                    raise CartonFormatError(
-                        "E-LIMIT-TOML-NESTING",
-                        f"arrays/tables nest more than {limits.max_toml_nesting} levels deep",
-                        member=member,
-                    )
-        elif depth:
-            depth -= 1
+    try:
+        skeleton = _skeleton(data, None if max_values is None else 2 * max_values + 8)
+    except _TooManyTokens as exc:
+        raise CartonFormatError(
+            values_code, f"holds more than {max_values} values ({exc.count}+ tokens, counted before parsing)", member=member
+        ) from None
+    if _max_depth(skeleton.translate(None, _NOT_BRACKETS)) > limits.max_toml_nesting:
+        raise CartonFormatError(
+            "E-LIMIT-TOML-NESTING",
+            f"arrays/tables nest more than {limits.max_toml_nesting} levels deep",
+            member=member,
+        )
     parts = limits.max_toml_key_parts
     if parts not in _DOTTED_RUNS:
-        _DOTTED_RUNS[parts] = re.compile(rb"(?:[A-Za-z0-9_-]+[ \t]*\.[ \t]*){%d,}" % parts)
-    if _DOTTED_RUNS[parts].search(skeleton):
+        # Linear: with blanks removed (a conservative over-count: words joined by blanks alone
+        # become one part, and only where the document is broken), a run of parts is tried once,
+        # from its first part (never after a word character or a dot), each part atomically.  A
+        # backtracking search from every character of a long key was quadratic: a 40 KB key
+        # took 13 s, a 1 MiB one hours.
+        _DOTTED_RUNS[parts] = re.compile(rb"(?<![A-Za-z0-9_.-])(?:[A-Za-z0-9_-]++\.){%d}" % parts)
+    if _DOTTED_RUNS[parts].search(skeleton.translate(None, b" \t")):
         raise CartonFormatError("E-LIMIT-TOML-NESTING", f"a dotted key has more than {parts} parts", member=member)
 
 
-def parse_toml(data: bytes, member: str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+def parse_toml(
+    data: bytes, member: str, limits: Limits = DEFAULT_LIMITS, *, max_values: int | None = None, values_code: str = "E-LIMIT-TENSOR"
+) -> dict[str, Any]:
     """Parse an untrusted TOML document into plain Python values.
 
     Errors: E-LIMIT-TOML-SIZE, E-LIMIT-TOML-NESTING, E-TOML-SYNTAX (including invalid UTF-8, a
-    byte-order mark and duplicate keys).
+    byte-order mark and duplicate keys); ``values_code`` when ``max_values`` is given and the
+    document holds more values than that (counted before parsing, see ``_prescan``).
     """
     if len(data) > limits.max_toml_bytes:
         raise CartonFormatError(
@@ -89,7 +182,7 @@ def parse_toml(data: bytes, member: str, limits: Limits = DEFAULT_LIMITS) -> dic
         raise CartonFormatError(
             "E-TOML-SYNTAX", f"is not valid UTF-8 (byte {exc.start})", member=member
         ) from None
-    _prescan(data, member, limits)
+    _prescan(data, member, limits, max_values, values_code)
     try:
         return tomli.loads(text)
     except tomli.TOMLDecodeError as exc:

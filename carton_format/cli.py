@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from .describe import describe_info
 from .errors import CartonFormatError, Finding
 from .reader import read
-from .validate import validate
+from .validate import ValidationReport, internal_error, validate
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,29 @@ def _finding_line(source: str, finding: Finding) -> str:
     return f"{source}: {finding.code} {where}{finding.message}"
 
 
+def _validate_one(path: str, verify_hashes: bool) -> ValidationReport:
+    """validate() never raises; should it ever, the file gets an E-INTERNAL report and the
+    other files are still checked and printed."""
+    try:
+        return validate(path, verify_hashes=verify_hashes)
+    except Exception as exc:  # the other files' reports must not be lost (the traceback is logged)
+        log.exception("internal error while validating %s", path)
+        return ValidationReport(path, [internal_error(exc).to_finding()])
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    reports = [validate(path, verify_hashes=not args.no_verify_hashes) for path in args.files]
-    if args.json:
-        print(json.dumps({"ok": all(r.ok for r in reports), "files": [r.to_dict() for r in reports]}, indent=2))
-    else:
-        for report in reports:
+    reports = []
+    for path in args.files:
+        report = _validate_one(path, not args.no_verify_hashes)
+        reports.append(report)
+        if not args.json:  # text: each file's lines as soon as it is checked
             for finding in report.findings:
                 print(_finding_line(report.source, finding))
             if report.ok:
                 print(f"{report.source}: OK manifest {report.manifest_sha256}")
+            sys.stdout.flush()
+    if args.json:
+        print(json.dumps({"ok": all(r.ok for r in reports), "files": [r.to_dict() for r in reports]}, indent=2))
     return EXIT_OK if all(r.ok for r in reports) else EXIT_INVALID
 
 
@@ -61,6 +74,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             out: dict[str, Any] = {"file": args.file, "manifest_sha256": archive.manifest_sha256, **described}
     except CartonFormatError as exc:
         return _fail(args.file, exc, args.json)
+    except Exception as exc:  # a bug of ours: still one answer in the asked format (the traceback is logged)
+        log.exception("internal error while reading %s", args.file)
+        return _fail(args.file, internal_error(exc), args.json)
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -96,9 +112,16 @@ def _print_info(out: dict[str, Any]) -> None:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     try:
-        archive = read(args.file, verify_hashes=False)
+        return _ls(args)
     except CartonFormatError as exc:
         return _fail(args.file, exc, args.json)
+    except Exception as exc:  # a bug of ours: still one answer in the asked format (the traceback is logged)
+        log.exception("internal error while listing %s", args.file)
+        return _fail(args.file, internal_error(exc), args.json)
+
+
+def _ls(args: argparse.Namespace) -> int:
+    archive = read(args.file, verify_hashes=False)
     rows = []
     all_ok = True
     with archive:

@@ -36,6 +36,7 @@ class Category(str, Enum):
     IO = "io"  # operating-system I/O, network
     RUNNER = "runner"  # no runner matches, or the runner cannot load the model
     INFERENCE = "inference"  # inputs, outputs or the model's own failure during inference
+    INTERNAL = "internal"  # a bug in this implementation (never the archive's fault)
 
 
 # code -> (category, one-line meaning).  Order is documentation order.
@@ -108,6 +109,7 @@ CODES: dict[str, tuple[Category, str]] = {
     "E-OUTPUT-EXISTS": (Category.ARGUMENT, "the output path exists and overwriting was not asked for"),
     "E-MODEL-DIR": (Category.ARGUMENT, "the model directory holds something that cannot be packed"),
     "E-IO": (Category.IO, "an operating-system I/O error"),
+    "E-INTERNAL": (Category.INTERNAL, "the validator failed unexpectedly (a bug); the archive's validity is unknown"),
     # the runtime (carton_runtime); never reported for an archive by validate()
     "E-RUNTIME-ARG": (Category.ARGUMENT, "an argument to the runtime API is invalid"),
     "E-RUNTIME-SOURCE": (Category.IO, "the path or URL cannot be opened as a carton (missing, unsupported scheme)"),
@@ -142,6 +144,7 @@ WARNING_CODES: dict[str, str] = {
     "W-RUNNER-COMPAT-MISSING": "read(): runner.runner_compat_version is missing (validate: E-SCHEMA)",
     "W-UNKNOWN-KEY": "an unknown key is ignored",
     "W-HASHES-NOT-VERIFIED": "member hashes were not verified",
+    "W-FINDINGS-OMITTED": "more findings than Limits.max_findings: the rest were counted, not listed",
 }
 
 
@@ -246,19 +249,60 @@ class Finding:
 
 @dataclass
 class FindingCollector:
-    """Accumulates findings while a validation pass goes on."""
+    """Accumulates findings while a validation pass goes on.
+
+    A finding equal to one already kept is dropped.  With ``max_findings`` at most that many are
+    kept; later ones are only counted in ``omitted`` (``omitted_errors`` of them errors).  A check
+    that stops looking once the collector is full (see :meth:`room`) calls :meth:`stopped_early`:
+    ``omitted`` is then a lower bound (``omitted_exact`` is False).
+    """
 
     findings: list[Finding] = field(default_factory=list)
+    max_findings: int | None = None
+    omitted: int = 0
+    omitted_errors: int = 0
+    omitted_exact: bool = True
+    _kept: set[Finding] = field(default_factory=set, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._kept.update(self.findings)
+
+    def add(self, finding: Finding) -> None:
+        """Record a finding (kept, dropped as a duplicate, or counted when the list is full)."""
+        if finding in self._kept:
+            return
+        if self.max_findings is not None and len(self.findings) >= self.max_findings:
+            self.omitted += 1
+            self.omitted_errors += finding.is_error
+            return
+        self._kept.add(finding)
+        self.findings.append(finding)
+
+    def count_omitted(self, *, error: bool) -> None:
+        """Count a finding without building it (the caller saw :meth:`room` is 0)."""
+        self.omitted += 1
+        self.omitted_errors += error
+
+    def room(self) -> int | None:
+        """How many more findings will be kept (None: no limit)."""
+        return None if self.max_findings is None else max(0, self.max_findings - len(self.findings))
+
+    def stopped_early(self) -> None:
+        """A check stopped looking at the limit once it knew of at least one more error than it
+        reported: that one is counted, and more may exist."""
+        self.omitted += 1
+        self.omitted_errors += 1
+        self.omitted_exact = False
 
     def error(self, err: CartonError) -> None:
         """Record an error as a finding."""
-        self.findings.append(err.to_finding())
+        self.add(err.to_finding())
 
     def warn(self, code: str, message: str, *, member: str | None = None, key: str | None = None) -> None:
         """Record a warning; ``code`` must be a registered warning code."""
         if code not in WARNING_CODES:
             raise ValueError(f"unknown warning code {code!r}")
-        self.findings.append(Finding(code, message, member=member, key=key))
+        self.add(Finding(code, message, member=member, key=key))
 
 
 class ValidationStopped(Exception):

@@ -6,7 +6,7 @@ bytes actually produced, so a lying archive cannot make a reader allocate or inf
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -30,6 +30,13 @@ class Limits:
     # below 50,000x.  Output is also always capped by the declared size.
     max_compression_ratio: int = 50_000
     ratio_floor_bytes: int = 16 * MiB
+    # LINKS downloads (the runtime): the body decoded from its Content-Encoding may grow to at
+    # most max_download_ratio times the bytes received (checked once past ratio_floor_bytes) and
+    # never beyond max_download_bytes (nor max_member_bytes).  1,100x is above what gzip and
+    # deflate can reach at all (~1,032x), so only zstd or br bodies of almost nothing but one
+    # repeated byte (bombs: ~32,000x and more) are refused.
+    max_download_ratio: int = 1_100
+    max_download_bytes: int = 512 * GiB
     max_manifest_bytes: int = 64 * MiB
     # TOML documents: carton.toml, tensor_data/index.toml, LINKS.
     max_toml_bytes: int = 16 * MiB
@@ -38,9 +45,35 @@ class Limits:
     # String tensor files (TOML) and numeric tensor files are read whole into memory.
     max_string_tensor_bytes: int = 256 * MiB
     max_numeric_tensor_bytes: int = 4 * GiB
+    # Elements of one string tensor (product(shape), checked before its file is read) and values
+    # in its file (counted by a scan before it is parsed): each costs a Python object and parse
+    # time, so the count is bounded apart from the file's bytes.  A million strings parse and
+    # check in about a second; self tests and examples hold a few.
+    max_string_tensor_elements: int = 1_000_000
+    # validate() lists at most this many findings; the rest are counted (ValidationReport.
+    # findings_omitted) and a warning says how many.  Checks that could produce millions of
+    # findings (schema violations) stop looking once the list is full.
+    max_findings: int = 1_000
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def checked_limits(limits: object, argument: str = "limits") -> Limits:
+    """``limits`` itself if it is a :class:`Limits` whose fields are all non-negative integers;
+    otherwise ``E-ARG-INVALID`` naming ``argument`` (for the public entry points)."""
+    from .errors import CartonFormatError
+
+    if limits is DEFAULT_LIMITS:
+        return DEFAULT_LIMITS
+    if not isinstance(limits, Limits):
+        raise CartonFormatError("E-ARG-INVALID", f"{argument} must be a carton_format.Limits, not {type(limits).__name__}")
+    for f in fields(Limits):
+        value = getattr(limits, f.name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise CartonFormatError("E-ARG-INVALID", f"{argument}.{f.name} must be a non-negative int, not {value!r}")
+    return limits
+
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -49,4 +82,5 @@ __all__ = [
     "Limits",
     "MiB",
     "TiB",
+    "checked_limits",
 ]

@@ -9,7 +9,9 @@ The archive may be a zip (path or seekable file), an unpacked directory, or any
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import sys
 from dataclasses import dataclass, replace
 from typing import IO, Any, BinaryIO, Callable
@@ -17,11 +19,11 @@ from typing import IO, Any, BinaryIO, Callable
 from . import _schema
 from ._paths import portability_problem
 from ._toml import parse_toml
-from .dtypes import NESTED_DTYPE, STRING_DTYPE
+from .dtypes import NESTED_DTYPE, NUMERIC_DTYPES, STRING_DTYPE
 from .errors import CartonFormatError, Finding, FindingCollector, ValidationStopped
 from .integrity import CHUNK_SIZE, hash_stream, mismatch_error, verified_stream
 from .lazy import DEFAULT_LAZY, LazyFactories
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, checked_limits
 from .links import Links, links_from_document
 from .manifest import LINKS_PATH, MANIFEST_PATH, Manifest, parse_manifest
 from .metadata import (
@@ -38,6 +40,9 @@ from .tensor_data import (
     INDEX_PATH,
     IndexEntry,
     TensorIndex,
+    check_array_shape,
+    check_strings,
+    check_tensor_limits,
     decode_numeric,
     decode_strings,
     expected_numeric_size,
@@ -85,12 +90,14 @@ class CartonArchive:
         self._limits = limits
         self._fetch_linked = fetch_linked
         self._collect = collector
-        self._warnings = collector or FindingCollector()
+        self._warnings = collector or FindingCollector(max_findings=limits.max_findings)
+        self._hashed: set[str] = set()  # members verify() hashed (their tensors need no second read)
         self.manifest_info: Manifest
         self.links: Links | None = None
         self.tensor_index = TensorIndex.empty()
         self.info: CartonInfo
         self._files: dict[str, MemberInfo] = {}
+        self._resolved: dict[str, Any] = {}  # reference -> its lazy value
         self._load()
 
     # -- reporting ------------------------------------------------------------------------
@@ -175,12 +182,18 @@ class CartonArchive:
         return links
 
     def _check_schema(self, document: dict[str, Any], schema: str, member: str) -> None:
-        """Report every schema violation; the document is unusable if there is any."""
-        problems = _schema.check(document, schema, member)
+        """Report schema violations, as many as the collector has room for (read() raises the
+        first; the check stops there); the document is unusable if there is any."""
+        room = 1 if self._collect is None else self._collect.room()
+        problems, more = _schema.check_limited(document, schema, member, None if room is None else max(1, room))
+        if more and self._collect is not None:
+            self._collect.stopped_early()
         if problems:
-            for p in problems[1:]:
-                self._report(p)
-            raise problems[0]
+            if self._collect is None:
+                raise problems[0]
+            for p in problems:  # in order: the first violation is listed first
+                self._collect.error(p)
+            raise ValidationStopped()
 
     def _check_member_set(self) -> None:
         listed = self.manifest_info.entries
@@ -275,14 +288,25 @@ class CartonArchive:
         return index
 
     def _resolve_reference(self, reference: str, key: str) -> Any:
+        """A lazy value for a reference; one per tensor or file however often it is named (a
+        tensor several self tests share is loaded once, and a hostile carton.toml naming one
+        tensor a million times costs a dict entry per name, not a lazy value and a lock)."""
+        resolved = self._resolved.get(reference)
+        if resolved is not None:
+            return resolved
         if reference.startswith(TENSOR_REF_PREFIX):
             name = reference[len(TENSOR_REF_PREFIX):]
             if name in self.tensor_index.addressable:
-                return self.lazy_tensor(self.tensor_index.entries[name])
+                resolved = self._resolved[reference] = self.lazy_tensor(self.tensor_index.entries[name])
+                return resolved
         elif reference.startswith(MISC_REF_PREFIX):
             path = MISC_DIR + reference[len(MISC_REF_PREFIX):]
             if path in self.manifest_info.entries:
-                return self._lazy_misc(path)
+                resolved = self._resolved[reference] = self._lazy_misc(path)
+                return resolved
+        if self._collect is not None and self._collect.room() == 0:
+            self._collect.count_omitted(error=True)  # a full list: count, without building the error
+            return None
         self._report(CartonFormatError("E-REF-DANGLING", f"{reference!r} names nothing in the archive", member=CARTON_TOML, key=key))
         return None
 
@@ -299,30 +323,80 @@ class CartonArchive:
         return self._lazy.tensor(entry.name, entry.dtype, entry.shape, lambda: self.load_tensor(entry))
 
     def load_tensor(self, entry: IndexEntry) -> Any:
-        """Read one tensor (verified); nested tensors give a list of arrays."""
+        """Read one tensor (verified); nested tensors give a list of arrays.
+
+        Refused before anything is allocated when it exceeds the limits (E-LIMIT-TENSOR: bytes,
+        string count, the width of a string array, shapes numpy cannot hold); a numeric tensor
+        is read straight into its array's buffer (memory: the array, once)."""
         if entry.dtype == NESTED_DTYPE:
             return [self.load_tensor(self.tensor_index.entries[name]) for name in entry.inner]
         assert entry.member is not None
         if entry.member not in self.manifest_info.entries:
             raise CartonFormatError("E-TENSOR-FILE-MISSING", f"tensor {entry.name!r}: {entry.member} is not in MANIFEST", member=INDEX_PATH)
+        check_tensor_limits(entry, self._limits)
         if entry.dtype == STRING_DTYPE:
-            data = self._read_small(entry.member, self._limits.max_string_tensor_bytes, "E-LIMIT-TENSOR")
-            document = parse_toml(data, entry.member, self._limits_for_strings())
-            problems = _schema.check(document, "string-tensor", entry.member)
-            if problems:
-                raise CartonFormatError("E-TENSOR-STRING", f"{problems[0].key or ''} {problems[0].message}".strip(), member=entry.member)
-            return decode_strings(document, entry)
+            return decode_strings({"data": self._string_elements(entry)}, entry, self._limits)
+        check_array_shape(entry, NUMERIC_DTYPES[entry.dtype].itemsize)
+        expected = self._check_declared_size(entry)
+        return decode_numeric(self._read_numeric(entry, expected), entry)
+
+    def _check_declared_size(self, entry: IndexEntry) -> int:
+        """A numeric tensor's size in bytes; E-TENSOR-SIZE, before reading, when the member
+        declares another size."""
         expected = expected_numeric_size(entry)
-        member = self._files.get(entry.member)
+        member = self._files.get(entry.member or "")
         if member is not None and member.size != expected:
-            # Refuse before reading: the declared size already tells the file is wrong.
-            raise CartonFormatError(
-                "E-TENSOR-SIZE",
-                f"tensor {entry.name!r} ({entry.dtype}, shape {list(entry.shape or ())}) needs {expected} bytes, "
-                f"the file has {member.size}",
-                member=entry.member,
-            )
-        return decode_numeric(self._read_small(entry.member, max(expected, 0)), entry)
+            raise self._size_error(entry, expected, member.size)
+        return expected
+
+    @staticmethod
+    def _size_error(entry: IndexEntry, expected: int, actual: int | str) -> CartonFormatError:
+        return CartonFormatError(
+            "E-TENSOR-SIZE",
+            f"tensor {entry.name!r} ({entry.dtype}, shape {list(entry.shape or ())}) needs {expected} bytes, the file has {actual}",
+            member=entry.member,
+        )
+
+    def _read_numeric(self, entry: IndexEntry, size: int) -> bytearray:
+        """A numeric tensor's file (verified) read into one buffer of ``size`` bytes;
+        E-TENSOR-SIZE when it holds more or fewer."""
+        assert entry.member is not None
+        buffer = bytearray(size)
+        got = 0
+        with self.open(entry.member, max_bytes=size, limit_code="E-TENSOR-SIZE") as stream, memoryview(buffer) as view:
+            while got < size and (n := stream.readinto(view[got : got + CHUNK_SIZE])):
+                got += n
+            if got == size and stream.read(1):  # reaching the end checks the hash
+                raise self._size_error(entry, size, f"more than {size}")
+        if got != size:
+            raise self._size_error(entry, size, got)
+        return buffer
+
+    def _string_elements(self, entry: IndexEntry) -> list[str]:
+        """The strings of a string tensor (verified, parsed, schema-checked, counted); the file's
+        values are counted before it is parsed (``max_string_tensor_elements``)."""
+        assert entry.member is not None
+        data = self._read_small(entry.member, self._limits.max_string_tensor_bytes, "E-LIMIT-TENSOR")
+        cap = self._limits.max_string_tensor_elements
+        document = parse_toml(data, entry.member, self._limits_for_strings(), max_values=max(cap, entry.numel))
+        problems, _ = _schema.check_limited(document, "string-tensor", entry.member, 1)
+        if problems:
+            raise CartonFormatError("E-TENSOR-STRING", f"{problems[0].key or ''} {problems[0].message}".strip(), member=entry.member)
+        return check_strings(document, entry)
+
+    def _check_numeric_file(self, entry: IndexEntry) -> None:
+        """Validation of a numeric tensor file without loading it: its declared size, then (when
+        verify() did not already hash it) the bytes counted while it is streamed and hashed."""
+        assert entry.member is not None
+        expected = self._check_declared_size(entry)
+        if entry.member in self._hashed:
+            return  # hashed by verify(); the container checked its length against the declared size
+        got = 0
+        with self.open(entry.member, max_bytes=expected, limit_code="E-TENSOR-SIZE") as stream:
+            while chunk := stream.read(CHUNK_SIZE):
+                got += len(chunk)
+        if got != expected:
+            raise self._size_error(entry, expected, got)
 
     def _limits_for_strings(self) -> Limits:
         return replace(self._limits, max_toml_bytes=self._limits.max_string_tensor_bytes)
@@ -332,7 +406,9 @@ class CartonArchive:
     def open(self, path: str, *, max_bytes: int | None = None, limit_code: str = "E-LIMIT-MEMBER-SIZE") -> BinaryIO:
         """Stream a MANIFEST path's content (symlinks followed, LINKS used when needed); the
         sha256 is checked when the stream reaches its end (E-MANIFEST-MISMATCH)."""
-        expected = self.manifest_info.entries.get(path)
+        if max_bytes is not None and (not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 0):
+            raise CartonFormatError("E-ARG-INVALID", f"max_bytes must be a non-negative int or None, not {max_bytes!r}")
+        expected = self.manifest_info.entries.get(path) if isinstance(path, str) else None
         if expected is None:
             raise CartonFormatError("E-ARG-INVALID", f"{path!r} is not listed in MANIFEST")
         if path in self._files:
@@ -390,6 +466,7 @@ class CartonArchive:
             for entry in files:
                 with self._source.open(entry.name) as stream:
                     computed[entry.name] = hash_stream(stream, progress=bar.update if bar is not None else None)
+                self._hashed.add(entry.name)
         finally:
             if bar is not None:
                 bar.close()
@@ -405,12 +482,18 @@ class CartonArchive:
             self._warn("W-HASHES-NOT-VERIFIED", f"{len(unverified)} linked file(s) were not fetched, so not verified")
 
     def check_tensors(self) -> None:
-        """Load every tensor once (validation): sizes, string files, nested structure."""
+        """Check every tensor file (validation) in bounded memory, building no array: a numeric
+        file holds exactly shape x itemsize bytes (declared, and counted while it is hashed unless
+        verify() hashed it); a string file parses, fits its schema and holds product(shape)
+        strings.  Nested structure was checked with the index."""
         for entry in self.tensor_index.entries.values():
             if entry.dtype == NESTED_DTYPE or entry.member not in self._files:
                 continue
             try:
-                self.load_tensor(entry)
+                if entry.dtype == STRING_DTYPE:
+                    self._string_elements(entry)
+                else:
+                    self._check_numeric_file(entry)
             except CartonFormatError as exc:
                 self._report(exc)
 
@@ -435,6 +518,22 @@ def _progress_bar(total: int, enabled: bool | None, desc: str) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, desc=desc, file=sys.stderr)
 
 
+def check_source_argument(source: object) -> None:
+    """E-ARG-INVALID for a ``source`` that can never be an archive, before anything is opened:
+    a text-mode file (a zip is bytes), or a path holding a NUL character."""
+    if isinstance(source, io.TextIOBase):
+        raise CartonFormatError("E-ARG-INVALID", "source is a text-mode file; open the archive in binary mode ('rb')")
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            path = os.fspath(source)
+        except TypeError as exc:
+            raise CartonFormatError("E-ARG-INVALID", f"source is not a usable path: {exc}") from None
+        if not isinstance(path, str):
+            raise CartonFormatError("E-ARG-INVALID", f"source must be a str path, not {type(path).__name__}")
+        if "\0" in path:
+            raise CartonFormatError("E-ARG-INVALID", f"source {path!r} holds a NUL character")
+
+
 def read(
     source: PathOrFile | ArchiveSource,
     *,
@@ -451,6 +550,10 @@ def read(
     the metadata members are read (and verified); other members are verified when they are read
     to their end.  ``lazy`` chooses the classes of lazy tensors and misc files in ``info``.
     """
+    limits = checked_limits(limits)
+    check_source_argument(source)
+    if fetch_linked is not None and not callable(fetch_linked):
+        raise CartonFormatError("E-ARG-INVALID", f"fetch_linked must be callable, not {type(fetch_linked).__name__}")
     opened = open_source(source, limits)
     try:
         archive = CartonArchive(opened, limits=limits, fetch_linked=fetch_linked, lazy=lazy)
@@ -462,4 +565,4 @@ def read(
         raise
 
 
-__all__ = ["CartonArchive", "LinkedFetcher", "MemberStatus", "read"]
+__all__ = ["CartonArchive", "LinkedFetcher", "MemberStatus", "check_source_argument", "read"]

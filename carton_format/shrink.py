@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 
-from ._atomic import atomic_output, output_path
+from ._atomic import atomic_output
 from ._toml import dump_toml
 from ._zip.records import METHOD_STORED
 from ._zip.writer import ZipWriter
@@ -21,7 +21,7 @@ from .links import Links, links_to_document
 from .manifest import LINKS_PATH, MANIFEST_PATH
 from .reader import read
 from .sources import ArchiveSource, PathOrFile
-from .writer import COMPRESSION_METHODS, WriteResult
+from .writer import COMPRESSION_METHODS, WriteResult, checked_output_path
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ def _merged_links(existing: Links | None, urls: dict[str, list[str]]) -> dict[st
         raise CartonFormatError("E-ARG-INVALID", "urls must be a dict of sha256 -> list of URLs")
     merged = {k: list(v) for k, v in (existing.urls if existing else {}).items()}
     for sha, url_list in urls.items():
+        if not isinstance(sha, str):
+            raise CartonFormatError("E-ARG-INVALID", f"urls key {sha!r} is not a str")
         if isinstance(url_list, str) or not isinstance(url_list, (list, tuple)):
             raise CartonFormatError("E-ARG-INVALID", f"urls[{sha!r}] must be a list of URLs")
         merged.setdefault(sha, [])
@@ -49,7 +51,7 @@ def shrink(
     """Write to ``target`` a copy of ``source`` whose model files with a sha256 in ``urls``
     (sha256 -> URLs) are fetched from those URLs instead of stored.  Members keep their
     compression method (files of an unpacked directory are stored)."""
-    target = output_path(target)
+    target = checked_output_path(target)
     with read(source, verify_hashes=False, limits=limits) as archive:
         merged = _merged_links(archive.links, urls)
         links_bytes = dump_toml(links_to_document(Links(merged)))

@@ -15,13 +15,14 @@ all a remote zip needs), or implement the protocol for a new layout and return i
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Literal, Protocol, Sequence, runtime_checkable
 
 from .errors import CartonFormatError, Finding
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, checked_limits
 
 MemberKind = Literal["file", "symlink", "directory"]
 
@@ -141,6 +142,9 @@ def open_source(source: PathOrFile | ArchiveSource, limits: Limits = DEFAULT_LIM
     from ._directory import DirectorySource
     from ._zip.source import ZipSource
 
+    limits = checked_limits(limits)
+    if isinstance(source, io.TextIOBase):
+        raise CartonFormatError("E-ARG-INVALID", "source is a text-mode file; open the archive in binary mode ('rb')")
     if isinstance(source, (str, os.PathLike)):
         if not os.fspath(source):
             raise CartonFormatError("E-ARG-INVALID", "the archive path is empty")

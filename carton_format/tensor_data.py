@@ -94,7 +94,10 @@ def parse_index(doc: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> TensorI
                 check_member_path(TENSOR_DIR + file, limits)
             except CartonFormatError as exc:
                 raise CartonFormatError(exc.code, f"tensor {name!r} file: {exc.message}", member=INDEX_PATH, key=f"tensor[{i}].file") from None
-            _check_size(name, dtype, shape, i, limits)
+            try:
+                check_tensor_limits(IndexEntry(name, dtype, shape, file), limits)
+            except CartonFormatError as exc:
+                raise _tensor_error(exc.code, exc.message, i) from None
         entries[name] = IndexEntry(name, dtype, shape, file, tuple(raw.get("inner", ())))
         positions[name] = i
     owner: dict[str, str] = {}
@@ -116,18 +119,44 @@ def parse_index(doc: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> TensorI
     return TensorIndex(entries, frozenset(n for n in entries if n not in owner))
 
 
-def _check_size(name: str, dtype: str, shape: tuple[int, ...], i: int, limits: Limits) -> None:
-    numel = math.prod(shape)
-    if dtype == STRING_DTYPE:
-        # Each string costs at least 3 bytes of TOML (`"",`): bound the count by the file cap.
-        if numel > limits.max_string_tensor_bytes:
-            raise _tensor_error("E-LIMIT-TENSOR", f"string tensor {name!r} has {numel} elements", i)
-    elif numel * NUMERIC_DTYPES[dtype].itemsize > limits.max_numeric_tensor_bytes:
-        raise _tensor_error(
+def check_tensor_limits(entry: IndexEntry, limits: Limits = DEFAULT_LIMITS) -> None:
+    """E-LIMIT-TENSOR unless a (non-nested) tensor is within ``limits``: a numeric one's
+    product(shape) x itemsize at most ``max_numeric_tensor_bytes``, a string one's product(shape)
+    at most ``max_string_tensor_elements`` (and ``max_string_tensor_bytes``, a string costing at
+    least a byte of TOML).  Exact integer arithmetic, from the declared shape alone."""
+    numel = entry.numel
+    if entry.dtype == STRING_DTYPE:
+        cap = min(limits.max_string_tensor_elements, limits.max_string_tensor_bytes)
+        if numel > cap:
+            raise CartonFormatError(
+                "E-LIMIT-TENSOR", f"string tensor {entry.name!r} has {numel} elements, more than the limit of {cap}", member=INDEX_PATH
+            )
+    elif entry.dtype in NUMERIC_DTYPES and numel * NUMERIC_DTYPES[entry.dtype].itemsize > limits.max_numeric_tensor_bytes:
+        raise CartonFormatError(
             "E-LIMIT-TENSOR",
-            f"tensor {name!r} needs {numel * NUMERIC_DTYPES[dtype].itemsize} bytes, more than the limit of "
+            f"tensor {entry.name!r} needs {numel * NUMERIC_DTYPES[entry.dtype].itemsize} bytes, more than the limit of "
             f"{limits.max_numeric_tensor_bytes}",
-            i,
+            member=INDEX_PATH,
+        )
+
+
+#: numpy holds an array only when every dimension, and the product of the non-zero dimensions
+#: times the item size, fit a signed 64-bit index (np.intp).
+NUMPY_MAX = 2**63 - 1
+
+
+def check_array_shape(entry: IndexEntry, itemsize: int) -> None:
+    """E-LIMIT-TENSOR when numpy cannot represent the tensor's array (e.g. shape [0, 2**63]: no
+    element, yet a dimension numpy cannot index), checked with Python integers before any numpy
+    call.  Such a tensor may be valid (FMT-TENSOR-6); this reader cannot hold it in memory."""
+    shape = entry.shape or ()
+    nonzero = math.prod(d for d in shape if d) * max(itemsize, 1)
+    if any(d > NUMPY_MAX for d in shape) or nonzero > NUMPY_MAX:
+        raise CartonFormatError(
+            "E-LIMIT-TENSOR",
+            f"tensor {entry.name!r} of shape {list(shape)} cannot be held in memory: a dimension, or the product of the "
+            f"non-zero dimensions times the item size ({itemsize}), is above {NUMPY_MAX}",
+            member=entry.member,
         )
 
 
@@ -145,9 +174,12 @@ def expected_numeric_size(entry: IndexEntry) -> int:
     return entry.numel * NUMERIC_DTYPES[entry.dtype].itemsize
 
 
-def decode_numeric(data: bytes, entry: IndexEntry) -> np.ndarray:
-    """Array from a ``.bin`` file; E-TENSOR-SIZE unless it holds exactly shape x itemsize bytes."""
+def decode_numeric(data: bytes | bytearray, entry: IndexEntry) -> np.ndarray:
+    """Array from a ``.bin`` file; E-TENSOR-SIZE unless it holds exactly shape x itemsize bytes,
+    E-LIMIT-TENSOR when numpy cannot hold the shape.  The array is read-only; a ``bytearray``
+    is used in place (no copy)."""
     dtype = NUMERIC_DTYPES[entry.dtype]
+    check_array_shape(entry, dtype.itemsize)
     expected = expected_numeric_size(entry)
     if len(data) != expected:
         raise CartonFormatError(
@@ -157,11 +189,13 @@ def decode_numeric(data: bytes, entry: IndexEntry) -> np.ndarray:
             member=entry.member,
         )
     array = np.frombuffer(data, dtype=dtype).reshape(entry.shape or ())
+    array.flags.writeable = False  # as for bytes: the same array whatever buffer it came from
     return array.astype(dtype.newbyteorder("="), copy=False) if not dtype.isnative else array
 
 
-def decode_strings(doc: dict[str, Any], entry: IndexEntry) -> np.ndarray:
-    """Array of str from a schema-checked string tensor document."""
+def check_strings(doc: dict[str, Any], entry: IndexEntry) -> list[str]:
+    """The elements of a schema-checked string tensor document; E-TENSOR-STRING unless there
+    are exactly product(shape) of them.  Builds no array (validation stops here)."""
     data = doc["data"]
     if len(data) != entry.numel:
         raise CartonFormatError(
@@ -170,9 +204,29 @@ def decode_strings(doc: dict[str, Any], entry: IndexEntry) -> np.ndarray:
             f"the file has {len(data)}",
             member=entry.member,
         )
+    return data
+
+
+def decode_strings(doc: dict[str, Any], entry: IndexEntry, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+    """Array of str from a schema-checked string tensor document.
+
+    numpy stores strings at the width of the longest (4 bytes a character): E-LIMIT-TENSOR,
+    before anything is allocated, when that array would exceed ``max_numeric_tensor_bytes``
+    (a file of a million empty strings and one of 100,000 characters would need 400 GB)."""
+    data = check_strings(doc, entry)
+    width = max(map(len, data), default=0)
+    itemsize = 4 * max(width, 1)
+    check_array_shape(entry, itemsize)
+    if entry.numel * itemsize > limits.max_numeric_tensor_bytes:
+        raise CartonFormatError(
+            "E-LIMIT-TENSOR",
+            f"string tensor {entry.name!r}: {entry.numel} strings of up to {width} characters need "
+            f"{entry.numel * itemsize} bytes as an array, more than the limit of {limits.max_numeric_tensor_bytes}",
+            member=entry.member,
+        )
     if not data:
         return np.empty(entry.shape or (), dtype="<U1")
-    return np.array(data, dtype=str).reshape(entry.shape or ())
+    return np.array(data, dtype=f"<U{max(width, 1)}").reshape(entry.shape or ())
 
 
 @dataclass(frozen=True)
@@ -225,12 +279,18 @@ def encode_tensor(name: str, value: Any, file_stem: str, where: str) -> list[Enc
     shape = tuple(int(d) for d in array.shape)
     limits = DEFAULT_LIMITS  # writers stay within what readers accept (FMT-LIMIT-1, FMT-LIMIT-10)
     if dtype == STRING_DTYPE:
-        cap = limits.max_string_tensor_bytes
+        cap = min(limits.max_string_tensor_elements, limits.max_string_tensor_bytes)
         if array.size > cap:
             raise CartonFormatError("E-ARG-INVALID", f"{where}: {array.size} strings; readers accept at most {cap}")
         payload = encode_string_payload(array, where)
+        cap = limits.max_string_tensor_bytes
         if len(payload) > cap:
             raise CartonFormatError("E-ARG-INVALID", f"{where}: the string file would be {len(payload)} bytes; readers accept {cap}")
+        width = max((len(str(x)) for x in array.reshape(-1)), default=0)
+        if array.size * 4 * max(width, 1) > limits.max_numeric_tensor_bytes:
+            raise CartonFormatError(
+                "E-ARG-INVALID", f"{where}: readers would need more than {limits.max_numeric_tensor_bytes} bytes to load these strings"
+            )
         return [EncodedTensor(IndexEntry(name, dtype, shape, f"{file_stem}.toml"), payload)]
     size = array.size * NUMERIC_DTYPES[dtype].itemsize
     if size > limits.max_numeric_tensor_bytes:
@@ -242,9 +302,13 @@ __all__ = [
     "INDEX_PATH",
     "TENSOR_DIR",
     "U64_MAX",
+    "NUMPY_MAX",
     "EncodedTensor",
     "IndexEntry",
     "TensorIndex",
+    "check_array_shape",
+    "check_strings",
+    "check_tensor_limits",
     "decode_numeric",
     "decode_strings",
     "encode_string_payload",

@@ -26,7 +26,7 @@ from .lazy import LazyTensor, is_misc_value, misc_bytes
 from .limits import DEFAULT_LIMITS
 from .links import Links, links_to_document
 from .manifest import LINKS_PATH, MANIFEST_PATH, format_manifest
-from .metadata import MISC_REF_PREFIX, TENSOR_REF_PREFIX, CartonInfo, info_to_document
+from .metadata import MISC_REF_PREFIX, TENSOR_REF_PREFIX, CartonInfo, Example, SelfTest, info_to_document
 from .tensor_data import INDEX_PATH, TENSOR_DIR, EncodedTensor, encode_tensor, index_to_document
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,65 @@ def _model_members(model_dir: str | os.PathLike[str] | None) -> list[_Member]:
     ]
 
 
+def _checked_path(value: object, argument: str) -> Path:
+    """A str or PathLike argument as a Path; E-ARG-INVALID (naming ``argument``) for anything
+    else, an empty path or one holding a NUL character."""
+    try:
+        text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    except TypeError:
+        text = None
+    if not isinstance(text, str) or not text:
+        raise CartonFormatError("E-ARG-INVALID", f"{argument} must be a non-empty str or path, not {value!r}")
+    if "\0" in text:
+        raise CartonFormatError("E-ARG-INVALID", f"{argument} {text!r} holds a NUL character")
+    return Path(text)
+
+
+def checked_output_path(target: object, argument: str = "target") -> Path:
+    """The output path argument as a Path, refused up front when it can never be written:
+    E-ARG-INVALID (not a path, empty, a NUL character), E-IO when an existing ancestor is not
+    a directory (``/etc/passwd/x.carton``)."""
+    path = output_path(_checked_path(target, argument))
+    for ancestor in path.absolute().parents:
+        try:
+            if ancestor.exists():
+                if not ancestor.is_dir():
+                    raise CartonFormatError("E-IO", f"{argument} {path}: {ancestor} is not a directory")
+                break
+        except OSError as exc:
+            raise CartonFormatError("E-IO", f"{argument} {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _checked_linked_files(linked_files: object) -> dict[str, list[str]]:
+    if not isinstance(linked_files, dict):
+        raise CartonFormatError("E-ARG-INVALID", f"linked_files must be a dict of sha256 -> list of URLs, not {type(linked_files).__name__}")
+    for sha, urls in linked_files.items():
+        if not isinstance(sha, str):
+            raise CartonFormatError("E-ARG-INVALID", f"linked_files key {sha!r} is not a str")
+        if not isinstance(urls, (list, tuple)) or not all(isinstance(u, str) for u in urls):
+            raise CartonFormatError("E-ARG-INVALID", f"linked_files[{sha!r}] must be a list of URL strings, not {urls!r}")
+    return {sha: list(urls) for sha, urls in linked_files.items()}
+
+
+def _check_info_shapes(info: CartonInfo) -> None:
+    """E-ARG-INVALID, naming the field, for CartonInfo fields of the wrong container type (what
+    the later steps iterate over)."""
+    for attr, cls in (("self_tests", SelfTest), ("examples", Example)):
+        items = getattr(info, attr)
+        if items is None:
+            continue
+        if not isinstance(items, (list, tuple)):
+            raise CartonFormatError("E-ARG-INVALID", f"{attr} must be a list of {cls.__name__} objects, not {type(items).__name__}")
+        for i, item in enumerate(items):
+            if not isinstance(item, cls):
+                raise CartonFormatError("E-ARG-INVALID", f"{attr}[{i}] must be a {cls.__name__} object, not {type(item).__name__}")
+    if info.misc_files is not None and not isinstance(info.misc_files, dict):
+        raise CartonFormatError("E-ARG-INVALID", f"misc_files must be a dict of name -> bytes or path, not {type(info.misc_files).__name__}")
+    if not isinstance(info.extra, dict):
+        raise CartonFormatError("E-ARG-INVALID", f"extra must be a dict, not {type(info.extra).__name__}")
+
+
 def _progress(total: int, enabled: bool | None):  # noqa: ANN202
     if enabled is None:
         enabled = sys.stderr.isatty() and total > 256 * 1024 * 1024
@@ -215,12 +274,19 @@ def write(
     """
     if not isinstance(info, CartonInfo):
         raise CartonFormatError("E-ARG-INVALID", f"info must be a CartonInfo, not {type(info).__name__}")
-    if compression not in COMPRESSION_METHODS:
+    if not isinstance(compression, str) or compression not in COMPRESSION_METHODS:
         raise CartonFormatError("E-ARG-INVALID", f"compression must be one of {', '.join(COMPRESSION_METHODS)}, not {compression!r}")
+    if not isinstance(overwrite, bool):
+        raise CartonFormatError("E-ARG-INVALID", f"overwrite must be a bool, not {overwrite!r}")
+    if progress is not None and not isinstance(progress, bool):
+        raise CartonFormatError("E-ARG-INVALID", f"progress must be a bool or None, not {progress!r}")
     method = COMPRESSION_METHODS[compression]
-    target = output_path(target)
+    target = checked_output_path(target)
+    if model_dir is not None:
+        _checked_path(model_dir, "model_dir")
+    _check_info_shapes(info)
     check_target(target, overwrite)
-    links = Links(dict(linked_files)) if linked_files else None
+    links = Links(_checked_linked_files(linked_files)) if linked_files else None
     if links:
         links_to_document(links)  # check the hashes and URLs before any work
 

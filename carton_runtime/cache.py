@@ -5,13 +5,23 @@ e.g. ``~/.cache/carton``)::
 
     files/<sha256>/file        a verified file (same layout as the original's download cache)
     files/<sha256>/info.json   where it came from (informational)
-    urls/<sha256 of URL>.json  {"url", "sha256", "size"}: which file a remote archive URL gave
+    urls/<sha256 of URL>.json  {"url", "sha256", "size", "etag", "last_modified", "checked"}:
+                               which file a remote archive URL gave, and when that was last checked
     locks/<key>.lock           one lock file per item being produced
 
 A file enters the cache only after its sha256 was checked, through a temporary directory next to
 its final place and an atomic rename, while holding the item's file lock, so concurrent
 processes produce it once and readers never see a partial file.  Cached files are trusted
 afterwards (their size is checked on every lookup), which is what makes cached loads cheap.
+
+Temporary entries are named after the item they produce and their owner:
+``files/.tmp-<sha256>-<host>-<pid>-*`` (a file being staged), ``files/.tmp-download-<URL key>-<host>-<pid>-*``
+(a remote archive being downloaded), ``urls/.tmp-<host>-<pid>-*`` (a record being written).  A
+process killed mid-download leaves them behind; the first time a process produces something in
+a cache, :meth:`Cache.clean_stale` removes those no live process is working on: an entry whose
+owner (same host) is dead, or that is older than a day, and, for an item's entries, only while
+holding that item's lock without waiting for it (its producer holds it throughout, so an entry
+being produced is never touched).  Lock files free for an hour are removed too.
 """
 
 from __future__ import annotations
@@ -20,11 +30,16 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from carton_format.integrity import sha256_hex
 
@@ -53,6 +68,73 @@ def url_key(url: str) -> str:
 
 def _is_sha256(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+#: A temporary entry whose owner is not known to be dead is removed only after this long (s).
+STALE_AGE_S = 24 * 3600.0
+#: A lock file nobody holds is removed once it is this old (s).
+LOCK_STALE_AGE_S = 3600.0
+
+_TMP_NAME = re.compile(r"^\.tmp-(?:download-)?(?:(?P<key>[0-9a-f]{64})-)?(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-")
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def _owner_tag() -> str:
+    """``<host>-<pid>`` of this process, as temporary names carry it."""
+    return f"{_host_tag()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class _TmpOwner:
+    key: str | None
+    host: str
+    pid: int
+
+
+def _tmp_owner(name: str) -> _TmpOwner | None:
+    m = _TMP_NAME.match(name)
+    if m is None:
+        return None
+    return _TmpOwner(m.group("key"), m.group("host"), int(m.group("pid")))
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (True when that cannot be told)."""
+    if sys.platform == "win32" or pid <= 0:  # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, as another user
+        return True
+    return True
+
+
+def _newest_mtime(path: Path) -> float:
+    """The entry's mtime, or for a directory the newest of it and its files (a file being written)."""
+    st = path.lstat()
+    newest = st.st_mtime
+    if path.is_dir() and not path.is_symlink():
+        with os.scandir(path) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    return newest
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+_cleaned_lock = threading.Lock()
+_cleaned_roots: set[str] = set()
 
 
 class Staging:
@@ -139,18 +221,41 @@ class Cache:
             lock.release()
 
     @contextlib.contextmanager
+    def try_lock(self, key: str) -> Iterator[bool]:
+        """Hold the lock for ``key`` if nobody holds it now (yields True), else yield False at once."""
+        import filelock
+
+        lock_path = self._dir("locks") / f"{key}.lock"
+        lock = filelock.FileLock(str(lock_path), thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    @staticmethod
+    def tmp_prefix(key: str | None = None, kind: str = "") -> str:
+        """The prefix of a temporary entry producing ``key`` (``kind``: e.g. "download"), naming this process."""
+        return ".tmp-" + (f"{kind}-" if kind else "") + (f"{key}-" if key else "") + _owner_tag() + "-"
+
+    @contextlib.contextmanager
     def staging(self, sha256: str) -> Iterator[Staging | Path]:
         """Hold the lock for ``sha256``; yield the cached path if another process produced it
         meanwhile, else a :class:`Staging` to fill and ``commit()`` (discarded if not committed)."""
         if not _is_sha256(sha256):
             raise CartonRuntimeError("E-RUNTIME-ARG", f"not a lowercase hex sha256: {sha256!r}")
         files = self._dir("files")
+        self.clean_stale_once()
         with self.lock(sha256):
             hit = self.lookup(sha256)
             if hit is not None:
                 yield hit
                 return
-            tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=files))
+            tmp = Path(tempfile.mkdtemp(prefix=self.tmp_prefix(sha256), dir=files))
             staging = Staging(self, sha256, tmp)
             try:
                 yield staging
@@ -160,8 +265,8 @@ class Cache:
 
     # -- remote archives by URL ----------------------------------------------------------------
 
-    def url_lookup(self, url: str) -> Path | None:
-        """The cached archive a URL gave before (no network I/O), or None."""
+    def url_entry(self, url: str) -> tuple[dict[str, Any], Path] | None:
+        """The record of a URL and the cached archive it names (no network I/O), or None."""
         record = self.root / "urls" / f"{url_key(url)}.json"
         try:
             data = json.loads(record.read_text())
@@ -169,15 +274,41 @@ class Cache:
             return None
         if not isinstance(data, dict) or data.get("url") != url or not _is_sha256(str(data.get("sha256"))):
             return None
-        return self.lookup(data["sha256"], data.get("size"))
+        size = data.get("size")
+        path = self.lookup(data["sha256"], size if isinstance(size, int) else None)
+        return (data, path) if path is not None else None
 
-    def url_record(self, url: str, sha256: str, size: int) -> None:
-        """Remember which file (sha256, size) a remote archive URL gave; the record is replaced atomically."""
+    def url_lookup(self, url: str) -> Path | None:
+        """The cached archive a URL gave before (no network I/O), or None."""
+        entry = self.url_entry(url)
+        return entry[1] if entry is not None else None
+
+    def url_record(self, url: str, sha256: str, size: int, *, etag: str | None = None, last_modified: str | None = None) -> None:
+        """Remember which file (sha256, size) a remote archive URL gave, with the validators the
+        server sent (ETag, Last-Modified) and the time (``checked``); replaced atomically."""
+        now = time.time()
+        self._write_url_record(
+            url, {"url": url, "sha256": sha256, "size": size, "etag": etag, "last_modified": last_modified, "time": int(now), "checked": now}
+        )
+
+    def url_checked(self, url: str, record: dict[str, Any]) -> None:
+        """The server confirmed ``record`` (from :meth:`url_entry`) is current: note the time."""
+        self._write_url_record(url, {**record, "checked": time.time()})
+
+    def url_forget(self, url: str) -> None:
+        """Drop a URL's record (the file stays in the cache, addressed by its sha256)."""
+        (self.root / "urls" / f"{url_key(url)}.json").unlink(missing_ok=True)
+
+    def _write_url_record(self, url: str, data: dict[str, Any]) -> None:
         urls = self._dir("urls")
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=urls)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"url": url, "sha256": sha256, "size": size, "time": int(time.time())}, fh)
-        os.replace(tmp, urls / f"{url_key(url)}.json")
+        fd, tmp = tempfile.mkstemp(prefix=self.tmp_prefix(), dir=urls)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh)
+            os.replace(tmp, urls / f"{url_key(url)}.json")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     # -- maintenance ------------------------------------------------------------------------------
 
@@ -185,6 +316,85 @@ class Cache:
         """Remove everything (other processes' in-flight downloads fail cleanly)."""
         for name in ("files", "urls"):
             shutil.rmtree(self.root / name, ignore_errors=True)
+
+    def clean_stale_once(self) -> None:
+        """:meth:`clean_stale`, the first time this process calls it for this cache root."""
+        root = str(self.root.absolute())
+        with _cleaned_lock:
+            if root in _cleaned_roots:
+                return
+            _cleaned_roots.add(root)
+        try:
+            self.clean_stale()
+        except Exception as exc:  # noqa: BLE001 - housekeeping never fails a load
+            log.warning("cache: cleaning up %s failed: %s", self.root, exc)
+
+    def clean_stale(self, *, stale_age: float = STALE_AGE_S, lock_age: float = LOCK_STALE_AGE_S) -> list[Path]:
+        """Remove what crashed or killed processes left behind (see the module docstring); returns what was removed.
+
+        A temporary entry goes when its owner is a dead process on this host, or when it is older
+        than ``stale_age`` seconds; an entry producing an item goes only while this call holds
+        that item's lock, taken without waiting (so never while a live producer holds it).  A
+        lock file goes when nobody holds it and it is older than ``lock_age`` seconds."""
+        removed: list[Path] = []
+        now = time.time()
+        host = _host_tag()
+        for folder in (self.root / "files", self.root / "urls"):
+            try:
+                names = [e.name for e in os.scandir(folder) if e.name.startswith(".tmp-")]
+            except OSError:
+                continue
+            for name in names:
+                path = folder / name
+                owner = _tmp_owner(name)
+                try:
+                    age = now - _newest_mtime(path)
+                except OSError:
+                    continue
+                dead = owner is not None and owner.host == host and owner.pid != os.getpid() and not _pid_alive(owner.pid)
+                if not dead and age < stale_age:
+                    continue
+                if owner is not None and owner.key is not None:
+                    with self.try_lock(owner.key) as free:
+                        if not free:
+                            continue
+                        _remove(path)
+                else:
+                    _remove(path)
+                log.info("cache: removed %s, left by %s", path, "a dead process" if dead else f"a process {age / 3600:.0f} h ago")
+                removed.append(path)
+        removed.extend(self._clean_locks(now, lock_age))
+        return removed
+
+    def _clean_locks(self, now: float, lock_age: float) -> list[Path]:
+        import filelock
+
+        removed: list[Path] = []
+        try:
+            entries = [e for e in os.scandir(self.root / "locks") if e.name.endswith(".lock")]
+        except OSError:
+            return removed
+        for entry in entries:
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime < lock_age:
+                    continue
+            except OSError:
+                continue
+            lock = filelock.FileLock(entry.path, thread_local=False)
+            try:
+                lock.acquire(timeout=0)
+            except (filelock.Timeout, OSError):
+                continue
+            try:
+                # Unlinked while held: a process that opened it meanwhile finds its lock guards no
+                # name and takes the new one (filelock checks st_nlink).
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass
+            finally:
+                lock.release()
+        return removed
 
     def size_bytes(self) -> int:
         """Total bytes under the cache root (files, URL records and locks)."""
@@ -196,4 +406,4 @@ class Cache:
         return total
 
 
-__all__ = ["Cache", "ENV_CACHE_DIR", "Staging", "default_root", "url_key"]
+__all__ = ["ENV_CACHE_DIR", "LOCK_STALE_AGE_S", "STALE_AGE_S", "Cache", "Staging", "default_root", "url_key"]

@@ -98,9 +98,9 @@ def load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None = None, 
     (verified) and load it."""
     device = parse_visible_device(options.visible_device)
     options = dataclasses.replace(options, override_runner_opts=check_runner_opts(options.override_runner_opts, "override_runner_opts"))
-    location = parse_location(url_or_path)
+    location = parse_location(url_or_path, "path")
     cache = cache or Cache()
-    fetcher = LinkFetcher(cache, limits)
+    fetcher = LinkFetcher(cache, limits, origin=location.location if location.is_remote else None)
     lazy = lazy_values.get()
     opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy)
     try:
@@ -127,9 +127,10 @@ def load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None = None, 
 
 def get_model_info(url_or_path: Any, *, cache: Cache | None = None, limits: cf.Limits = cf.DEFAULT_LIMITS) -> tuple[cf.CartonInfo, str]:
     """(info, manifest sha256); tensors and misc files stay lazy (the archive stays open for them)."""
-    location = parse_location(url_or_path)
+    location = parse_location(url_or_path, "url_or_path")
     cache = cache or Cache()
-    opened = open_location(location, cache=cache, fetcher=LinkFetcher(cache, limits), limits=limits, lazy=lazy_values.get())
+    fetcher = LinkFetcher(cache, limits, origin=location.location if location.is_remote else None)
+    opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy_values.get())
     return opened.archive.info, opened.archive.manifest_sha256
 
 

@@ -8,7 +8,12 @@ Unlike the original (which treated ``file://`` URLs as paths and failed, and pan
 schemes), ``file://`` URLs are supported and any other scheme is a clear ``E-RUNTIME-SOURCE``.
 Remote archives are read lazily with range requests for metadata (``get_model_info`` and the
 runner check that precedes a download), and downloaded once into the cache for loading; a URL
-already in the cache is served from it with no network I/O.
+already in the cache is served from it after a cheap check that the server still has the same
+file (:func:`~carton_runtime.links_fetch.cached_archive`; offline, the cached copy is used).
+
+Whatever the argument, a problem with it is a coded error naming it (``E-RUNTIME-ARG`` for a
+value that is no path or URL at all, ``E-RUNTIME-SOURCE`` for one that cannot be opened), never
+a raw ``ValueError`` or ``RuntimeError`` from the standard library.
 """
 
 from __future__ import annotations
@@ -26,8 +31,8 @@ import carton_format as cf
 
 from .cache import Cache
 from .errors import CartonRuntimeError
-from .http_range import HttpRangeFile, RangeNotSupported
-from .links_fetch import LinkFetcher, download_archive
+from .http_range import AddressPolicy, HttpRangeFile, RangeNotSupported, check_http_url
+from .links_fetch import LinkFetcher, cached_archive, download_archive
 
 log = logging.getLogger(__name__)
 
@@ -46,38 +51,72 @@ class Location:
         return self.kind == "http"
 
 
-def parse_location(url_or_path: Any) -> Location:
-    """Classify ``url_or_path`` (no I/O besides a stat for local paths)."""
+def parse_location(url_or_path: Any, arg: str = "url_or_path") -> Location:
+    """Classify ``url_or_path`` (no I/O besides a stat for local paths); ``arg`` is the
+    argument's name, for error messages."""
     if isinstance(url_or_path, os.PathLike):
-        url_or_path = os.fspath(url_or_path)
+        try:
+            url_or_path = os.fspath(url_or_path)
+        except Exception as exc:  # noqa: BLE001 - a user type's __fspath__ may raise anything
+            raise CartonRuntimeError("E-RUNTIME-ARG", f"{arg}: os.fspath() failed: {type(exc).__name__}: {exc}", name=arg) from None
     if isinstance(url_or_path, bytes):
         url_or_path = os.fsdecode(url_or_path)
     if not isinstance(url_or_path, str) or not url_or_path:
-        raise CartonRuntimeError("E-RUNTIME-ARG", f"expected a path or a URL, not {url_or_path!r}")
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{arg}: expected a path or a URL, not {url_or_path!r}", name=arg)
+    if "\0" in url_or_path:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{arg}: {url_or_path!r} contains a NUL character", name=arg)
     if "://" in url_or_path:
-        parts = urlsplit(url_or_path)
+        try:
+            parts = urlsplit(url_or_path)
+        except ValueError as exc:
+            raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{arg}: malformed URL {url_or_path!r}: {exc}", name=arg) from None
         scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
+            check_http_url(url_or_path, arg)
             return Location("http", url_or_path)
         if scheme == "file":
             if parts.netloc not in ("", "localhost"):
-                raise CartonRuntimeError("E-RUNTIME-SOURCE", f"file:// URLs must name a local path, not host {parts.netloc!r}")
-            return _local(url2pathname(unquote(parts.path)), url_or_path)
+                raise CartonRuntimeError(
+                    "E-RUNTIME-SOURCE", f"{arg}: file:// URLs must name a local path, not host {parts.netloc!r}", name=arg
+                )
+            path = url2pathname(unquote(parts.path))
+            if "\0" in path:
+                raise CartonRuntimeError("E-RUNTIME-ARG", f"{arg}: {url_or_path!r} names a path with a NUL character", name=arg)
+            return _local(path, url_or_path, arg, expand=False)
         raise CartonRuntimeError(
-            "E-RUNTIME-SOURCE", f"unsupported URL scheme {scheme!r} in {url_or_path!r}; use a path, file://, http:// or https://"
+            "E-RUNTIME-SOURCE",
+            f"{arg}: unsupported URL scheme {scheme!r} in {url_or_path!r}; use a path, file://, http:// or https://",
+            name=arg,
         )
-    return _local(url_or_path, url_or_path)
+    return _local(url_or_path, url_or_path, arg)
 
 
-def _local(path_text: str, shown: str) -> Location:
-    path = Path(path_text).expanduser()
+def _printable(text: str) -> str:
+    """``text`` as is when it prints safely, else its repr (lone surrogates, control characters)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return repr(text)
+    return text if text.isprintable() else repr(text)
+
+
+def _local(path_text: str, shown: str, arg: str, *, expand: bool = True) -> Location:
+    shown = _printable(shown)
+    path = Path(path_text)
+    if expand:
+        try:
+            path = path.expanduser()
+        except RuntimeError as exc:  # "~nosuchuser/...": no home directory to expand to
+            raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{arg}: cannot expand {shown}: {exc}", name=arg) from None
     try:
         is_dir = path.is_dir()
         exists = is_dir or path.exists()
     except OSError as exc:
-        raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{shown}: {exc.strerror or exc}") from None
+        raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{arg}: {shown}: {exc.strerror or exc}", name=arg) from None
+    except ValueError as exc:  # e.g. a str with lone surrogates that the file system encoding cannot carry
+        raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{arg}: {shown} is not a usable path: {exc}", name=arg) from None
     if not exists:
-        raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{shown}: no such file or directory")
+        raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{arg}: {shown}: no such file or directory", name=arg)
     return Location("dir" if is_dir else "file", str(path), path)
 
 
@@ -123,13 +162,20 @@ def open_location(
 
     if location.kind in ("dir", "file"):
         return OpenedArchive(location, read(location.path))
-    cached = cache.url_lookup(location.location)
+    url = location.location
+    policy = AddressPolicy(url)
+    if download:  # the second step of a load: the URL was just read over range requests
+        cached = cache.url_lookup(url)
+    else:
+        cached, response = cached_archive(cache, url, policy=policy)
+        if response is not None:  # changed, and the server sent the whole new file already
+            cached = download_archive(cache, url, response, policy=policy)
     if cached is None and not download:
         try:
-            remote = HttpRangeFile(location.location)
+            remote = HttpRangeFile(url, policy=policy)
         except RangeNotSupported as exc:
-            log.warning("%s: the server ignores Range requests; downloading the whole archive", location.location)
-            cached = download_archive(cache, location.location, exc.response)
+            log.warning("%s: the server ignores Range requests; downloading the whole archive", url)
+            cached = download_archive(cache, url, exc.response, policy=policy)
         else:
             try:
                 archive = read(remote)
@@ -138,7 +184,7 @@ def open_location(
                 raise
             return OpenedArchive(location, archive, remote)
     if cached is None:
-        cached = download_archive(cache, location.location)
+        cached = download_archive(cache, url, policy=policy)
     return OpenedArchive(location, read(cached))
 
 

@@ -242,23 +242,27 @@ def _fuzz_target(
         started = time.monotonic()
         log_path = logs / f"{target}-{stats.restarts}.log"
         with open(log_path, "w", encoding="utf-8", errors="replace") as log_file:
-            done = subprocess.run(
-                _worker_command(target, known_file, crash_dir, args),
-                cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONHASHSEED": "0"},
-                timeout=remaining + HANG_TIMEOUT_S + 120, check=False,
-            )
+            try:
+                returncode = subprocess.run(
+                    _worker_command(target, known_file, crash_dir, args),
+                    cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONHASHSEED": "0"},
+                    timeout=remaining + HANG_TIMEOUT_S + 120, check=False,
+                ).returncode
+            except subprocess.TimeoutExpired:  # libFuzzer's own -timeout did not fire: a hang all the same
+                returncode = -1
+                log_file.write("\nALARM: working on the last Unit (the runner killed the worker)\n")
         stats.seconds += time.monotonic() - started
         log = log_path.read_text("utf-8", errors="replace")
         stats.executions += _stat(log, "number_of_executed_units") or _last_status_count(log)
         stats.new_units += _stat(log, "new_units_added")
-        if done.returncode == 0:
+        if returncode == 0:
             break
         new = sorted({p.name for p in crash_dir.glob(f"{target}-*.json")} - before)
         found = [_finding_from(crash_dir / name) for name in new]
         if not found:
             lib = _libfuzzer_finding(target, log, crash_dir)
             if lib is None:
-                raise RuntimeError(f"the {target} worker failed (exit {done.returncode}) without a finding; see {log_path}")
+                raise RuntimeError(f"the {target} worker failed (exit {returncode}) without a finding; see {log_path}")
             found = [lib]
         for finding in found:
             if finding.signature not in known:

@@ -69,7 +69,12 @@ class TooSlow(FuzzFinding):
 
 
 class ContractBroken(FuzzFinding):
-    """The code under test broke a documented promise (e.g. ``validate()`` raised)."""
+    """The code under test broke a documented promise (e.g. ``validate()`` raised); ``promise``
+    names it (and is the finding's signature)."""
+
+    def __init__(self, promise: str, message: str) -> None:
+        super().__init__(f"{promise}: {message}")
+        self.promise = promise
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,9 @@ def touch_archive(archive: cf.CartonArchive) -> None:
                 _touch_value(value)
     for value in (info.misc_files or {}).values():
         _touch_value(value)
-    _attempt(lambda: json.dumps(describe_info(info, with_values=True), allow_nan=False))
+    description = _attempt(lambda: describe_info(info, with_values=True))
+    if description is not None:
+        strict_json(description, "describe_info() (carton info --json)")
     _attempt(lambda: [str(s.shape) for s in (info.inputs or []) + (info.outputs or [])])
     _attempt(archive.members)
     for path in archive.manifest:
@@ -140,12 +147,21 @@ def touch_archive(archive: cf.CartonArchive) -> None:
     _ = archive.warnings
 
 
+def strict_json(value: Any, what: str) -> str:
+    """``value`` as RFC 8259 JSON (no NaN or Infinity, which e.g. jq refuses): a JSON view
+    that cannot be one is a broken promise."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ContractBroken(f"{what} is strict JSON", str(exc)) from None
+
+
 def _check_validate(source: Any, **kwargs: Any) -> cf.ValidationReport:
     try:
         report = cf.validate(source, **kwargs)
     except CartonError as exc:
-        raise ContractBroken(f"validate() raised {exc.code}: {exc.message}") from exc
-    json.dumps(report.to_dict(), allow_nan=False)
+        raise ContractBroken("validate() never raises", f"it raised {exc.code}: {exc.message}") from exc
+    strict_json(report.to_dict(), "validate().to_dict() (carton validate --json)")
     return report
 
 
@@ -205,7 +221,7 @@ def fuzz_manifest(data: bytes) -> None:
     manifest = parse_manifest(data)
     again = parse_manifest(format_manifest(manifest.entries))
     if again.entries != manifest.entries:
-        raise ContractBroken("format_manifest(parse_manifest(x)) lost or changed entries")
+        raise ContractBroken("MANIFEST round trip", "format_manifest(parse_manifest(x)) lost or changed entries")
 
 
 def fuzz_links(data: bytes) -> None:
@@ -228,7 +244,7 @@ def fuzz_versionreq(data: bytes) -> None:
     parsed = _attempt(lambda: parse_version(version))
     if req is not None:
         if VersionReq.parse(str(req)) != req:
-            raise ContractBroken(f"{requirement!r} parses to {req}, which parses to something else")
+            raise ContractBroken("VersionReq str() round trip", f"{requirement!r} parses to {req}, which parses to something else")
         if parsed is not None:
             req.matches(parsed)
         _attempt(lambda: req.matches(version))
@@ -313,6 +329,8 @@ def signature(exc: BaseException) -> str:
     where = "?" if frame is None else f"{Path(frame.filename).name}:{frame.name}"  # no line: stable across edits
     if isinstance(exc, TooSlow):
         where = "time bound"
+    elif isinstance(exc, ContractBroken):
+        where = exc.promise
     return f"{type(exc).__name__} at {where}"
 
 

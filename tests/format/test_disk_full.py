@@ -154,9 +154,9 @@ def test_enospc_anywhere_is_a_clean_e_io(compression: str, where: str, no_warnin
         writer.add_bytes("model/after.bin", os.urandom(10**6), method=method)
 
 
-@pytest.mark.parametrize("compression", ["stored", "deflate"])
+@pytest.mark.parametrize("compression", METHODS)
 def test_enospc_on_the_hash_worker_thread_reaches_the_caller(compression: str, no_warnings: None) -> None:
-    """Stored and deflated data of a large chunk is written by the hash worker (overlapping
+    """Data of a large chunk, stored or compressed, is written by the hash worker (overlapping
     SHA-256); its OSError is re-raised on the caller's thread as E-IO with the OS message."""
     disk = FullDisk(300 * 1024)
     writer = ZipWriter(disk)  # type: ignore[arg-type]

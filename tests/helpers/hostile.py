@@ -12,9 +12,13 @@ a few MiB of repetitive TOML or GiBs of zeros fit in a few KiB.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from carton_format._zip.writer import ZipWriter
@@ -210,10 +214,75 @@ def surplus_strings(declared: int, actual: int) -> bytes:
     return string_tensor_archive(b"data = [" + b'"",' * actual + b"]\n", (declared,))
 
 
+# -- measuring --------------------------------------------------------------------------------
+
+_MEASURE = """
+import resource, sys, time
+start = time.perf_counter()
+rc = 0
+try:
+    exec(compile(sys.argv[1], "<measured>", "exec"), {"__name__": "__measured__", "ARGS": sys.argv[2:]})
+except SystemExit as exc:
+    rc = exc.code if isinstance(exc.code, int) else 1
+finally:
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    sys.stdout.flush()
+    sys.stderr.write(f"\\n@@measured {seconds} {peak}\\n")
+sys.exit(rc)
+"""
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One run in a fresh interpreter: exit status, output, and what the code itself cost."""
+
+    rc: int
+    stdout: bytes
+    stderr: str
+    seconds: float  # wall time of the code (interpreter start-up excluded)
+    peak_mib: float  # peak resident memory of the interpreter (ru_maxrss)
+
+
+def measure(code: str, *args: str, timeout: float = 600) -> Measured:
+    """Run ``code`` (``ARGS`` holds ``args``) in a fresh Python with the repository on its path.
+
+    The peak is the child's own ``ru_maxrss`` (RUSAGE_SELF), so it is exact whatever else the
+    test process ran; compare it with :func:`baseline_mib` (the same interpreter after importing
+    carton_format) to get what the code cost.
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, code, *args], capture_output=True, cwd=ROOT, env=env, timeout=timeout, check=False
+    )
+    stderr = proc.stderr.decode("utf-8", "replace")
+    head, _, tail = stderr.rpartition("@@measured ")
+    seconds, peak = tail.split()[:2] if tail else ("nan", "0")
+    return Measured(proc.returncode, proc.stdout, head, float(seconds), int(peak) / (1024 * 1024))
+
+
+def measure_cli(*argv: str, timeout: float = 600) -> Measured:
+    """``carton ARGV`` (carton_format.cli.main) measured in a fresh interpreter."""
+    return measure("from carton_format.cli import main\nraise SystemExit(main(ARGS))", *argv, timeout=timeout)
+
+
+@functools.lru_cache(maxsize=None)
+def baseline_mib() -> float:
+    """Peak memory of a fresh interpreter that imported carton_format and did nothing else."""
+    return measure("import carton_format, carton_format.cli").peak_mib
+
+
 __all__ = [
+    "ROOT",
     "KiB",
+    "Measured",
     "MiB",
     "archive",
+    "baseline_mib",
+    "measure",
+    "measure_cli",
     "dangling_refs_toml",
     "invalid_dims_toml",
     "invalid_inputs_toml",

@@ -3,17 +3,24 @@
 Every test gets its own cache directory (CARTON_CACHE_DIR).  The HTTP server listens on
 127.0.0.1 only; it serves files from a directory, honours Range (or ignores it, or lies about
 it, per route), can send pre-encoded bodies with a Content-Encoding, and logs every request.
+Further routes misbehave on purpose (slow bodies and headers, failures from the n-th request
+on, a download that stalls once, ETag validators, redirects anywhere); see ``do_GET``.  Every
+misbehaving loop is bounded and ends when the client goes away.
 """
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import hashlib
 import http.server
 import re
 import shutil
+import socket
+import struct
 import threading
 import time
+import urllib.parse
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -197,6 +204,9 @@ class Server:
     ignore_range: bool = False
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    counts: dict[str, int] = field(default_factory=dict)  # requests per path, for /fail-from/
+    stalled: set[str] = field(default_factory=set)  # paths whose one stalled download happened (/stall-once/)
+    stop_stalling: threading.Event = field(default_factory=threading.Event)
 
     def url(self, name: str) -> str:
         return f"{self.base}/{name}"
@@ -223,6 +233,15 @@ class Server:
     def reset(self) -> None:
         with self.lock:
             self.log.clear()
+            self.counts.clear()
+            self.stalled.clear()
+        self.stop_stalling.clear()
+
+    def count(self, path: str) -> int:
+        """Count a request for ``path``; returns its number (1 for the first)."""
+        with self.lock:
+            self.counts[path] = self.counts.get(path, 0) + 1
+            return self.counts[path]
 
 
 ENCODERS = {
@@ -269,28 +288,51 @@ def _handler(server: Server) -> type:
             if not head:
                 self.wfile.write(body)
 
-        def do_GET(self) -> None:
-            path = self.path.split("?")[0]
-            if server.delay:
-                time.sleep(server.delay)
-            # /enc/<kind>/<name>: the file sent with a Content-Encoding
-            m = re.match(r"^/enc/([a-z]+)/(.+)$", path)
-            if m:
-                data = (server.root / m.group(2)).read_bytes()
-                coding, body = _encode(m.group(1), data)
-                return self._send(200, body, {"Content-Encoding": coding})
-            if path.startswith("/redirect/"):  # -> the rest of the path on this server
-                return self._send(302, b"", {"Location": path[len("/redirect"):]})
-            if path.startswith("/redirect-ftp/"):
-                return self._send(302, b"", {"Location": "ftp://127.0.0.1/x"})
-            if path.startswith("/status/"):
-                return self._send(int(path.split("/")[2]), b"error page", {})
-            target = server.root / path.lstrip("/")
+        def _log(self, status: int, sent: int) -> None:
+            with server.lock:
+                server.log.append(Logged(self.command, self.path.split("?")[0], self.headers.get("Range"), status, sent))
+
+        def _reset_connection(self) -> None:
+            """Close with a TCP reset (SO_LINGER 0), nothing sent."""
+            self._log(0, 0)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.rfile.close()  # its reference would delay the close (and socketserver would send a FIN first)
+            self.connection.close()
+            self.close_connection = True
+
+        def _trickle(self, status: int, data: bytes, chunk: int, interval: float, headers: dict[str, str] | None = None) -> None:
+            """Headers at once, then ``chunk`` bytes every ``interval`` seconds until ``data`` is sent or the client is gone."""
+            self._log(status, len(data))
+            self.send_response(status)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                for at in range(0, len(data), chunk):
+                    time.sleep(interval)
+                    self.wfile.write(data[at : at + chunk])
+                    self.wfile.flush()
+            except OSError:
+                pass
+            self.close_connection = True
+
+        def _serve(self, rel: str, *, lie: bool = False, extra: dict[str, str] | None = None, validators: bool = False) -> None:
+            """The file ``rel`` under the root, honouring Range (unless the server ignores it)."""
+            target = server.root / rel
             if not target.is_file():
                 return self._send(404, b"not found", {})
             data = target.read_bytes()
+            headers = dict(extra or {})
+            if validators:  # a strong ETag (the content's hash) and Last-Modified; conditionals honoured
+                etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+                modified = email.utils.formatdate(target.stat().st_mtime, usegmt=True)
+                headers.update({"ETag": etag, "Last-Modified": modified})
+                if self.headers.get("If-None-Match") == etag or (
+                    self.headers.get("If-None-Match") is None and self.headers.get("If-Modified-Since") == modified
+                ):
+                    return self._send(304, b"", headers, head=True)
             rng = self.headers.get("Range")
-            lie = path.startswith("/lying/")
             if rng and not server.ignore_range:
                 m = re.match(r"^bytes=(\d*)-(\d*)$", rng)
                 if m:
@@ -303,9 +345,122 @@ def _handler(server: Server) -> type:
                     if start >= size:
                         return self._send(416, b"", {"Content-Range": f"bytes */{size}"})
                     shown_start = start + 1 if lie and m.group(1) != "" else start
-                    headers = {"Content-Range": f"bytes {shown_start}-{end}/{size}", "Accept-Ranges": "bytes"}
+                    headers.update({"Content-Range": f"bytes {shown_start}-{end}/{size}", "Accept-Ranges": "bytes"})
                     return self._send(206, data[start : end + 1], headers)
-            return self._send(200, data, {})
+            return self._send(200, data, headers)
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            if server.delay:
+                time.sleep(server.delay)
+            # /enc/<kind>/<name>: the file sent with a Content-Encoding
+            m = re.match(r"^/enc/([a-z]+)/(.+)$", path)
+            if m:
+                data = (server.root / m.group(2)).read_bytes()
+                coding, body = _encode(m.group(1), data)
+                return self._send(200, body, {"Content-Encoding": coding})
+            # /raw-enc/<coding>/<name>: the file as stored (already encoded), labelled with that Content-Encoding
+            m = re.match(r"^/raw-enc/([a-z-]+)/(.+)$", path)
+            if m:
+                return self._send(200, (server.root / m.group(2)).read_bytes(), {"Content-Encoding": m.group(1)})
+            if path.startswith("/redirect/"):  # -> the rest of the path on this server
+                return self._send(302, b"", {"Location": path[len("/redirect"):]})
+            if path.startswith("/redirect-ftp/"):
+                return self._send(302, b"", {"Location": "ftp://127.0.0.1/x"})
+            if path.startswith("/redirect-to/"):  # -> the percent-encoded URL that follows
+                return self._send(302, b"", {"Location": urllib.parse.unquote(path[len("/redirect-to/"):])})
+            if path.startswith("/status/"):
+                return self._send(int(path.split("/")[2]), b"error page", {})
+            # /slow/<chunk>/<ms>/<name>: the whole file (200), <chunk> bytes every <ms> milliseconds
+            m = re.match(r"^/slow/(\d+)/(\d+)/(.+)$", path)
+            if m:
+                data = (server.root / m.group(3)).read_bytes()
+                return self._trickle(200, data, int(m.group(1)), int(m.group(2)) / 1000)
+            # /slow-headers/<ms>/<name>: the status line, then one header byte every <ms> milliseconds (200 at most)
+            m = re.match(r"^/slow-headers/(\d+)/(.+)$", path)
+            if m:
+                self._log(200, 0)
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    for _ in range(200):
+                        time.sleep(int(m.group(1)) / 1000)
+                        self.wfile.write(b"a")
+                        self.wfile.flush()
+                except OSError:
+                    pass
+                self.close_connection = True
+                return None
+            # /fail-from/<k>/<mode>/<name>: requests number k and later fail: reset (TCP RST, nothing
+            # sent), 500, or short (the headers of the right answer, then half its body and EOF)
+            m = re.match(r"^/fail-from/(\d+)/(reset|500|short)/(.+)$", path)
+            if m:
+                if server.count(path) < int(m.group(1)):
+                    return self._serve(m.group(3))
+                mode = m.group(2)
+                if mode == "reset":
+                    return self._reset_connection()
+                if mode == "500":
+                    return self._send(500, b"server error", {})
+                return self._short(m.group(3))
+            # /stall-once/<name>: the first whole-file request (no Range) sends half the file, then
+            # a byte every 0.2 s (for 30 s at most, or until stop_stalling is set); all others are served
+            m = re.match(r"^/stall-once/(.+)$", path)
+            if m:
+                with server.lock:
+                    first = self.headers.get("Range") is None and path not in server.stalled
+                    if first:
+                        server.stalled.add(path)
+                if not first:
+                    return self._serve(m.group(1))
+                data = (server.root / m.group(1)).read_bytes()
+                self._log(200, len(data))
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    half = len(data) // 2
+                    self.wfile.write(data[:half])
+                    self.wfile.flush()
+                    for i in range(150):
+                        if server.stop_stalling.wait(0.2):
+                            break
+                        self.wfile.write(data[half + i : half + i + 1])
+                        self.wfile.flush()
+                except OSError:
+                    pass
+                self.close_connection = True
+                return None
+            if path.startswith("/etag/"):  # validators (ETag, Last-Modified) and conditional requests
+                return self._serve(path[len("/etag/"):], validators=True)
+            lie = path.startswith("/lying/")
+            return self._serve(path.lstrip("/"), lie=lie)
+
+        def _short(self, rel: str) -> None:
+            """The headers of the right answer (Content-Length of it all), half the body, then EOF."""
+            data = (server.root / rel).read_bytes()
+            rng = self.headers.get("Range")
+            status, headers, body = 200, {}, data
+            m = re.match(r"^bytes=(\d*)-(\d*)$", rng or "")
+            if m:
+                size = len(data)
+                if m.group(1) == "":
+                    start, end = max(0, size - int(m.group(2))), size - 1
+                else:
+                    start, end = int(m.group(1)), min(int(m.group(2)) if m.group(2) else size - 1, size - 1)
+                status, body = 206, data[start : end + 1]
+                headers = {"Content-Range": f"bytes {start}-{end}/{size}"}
+            self._log(status, len(body) // 2)
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+            except OSError:
+                pass
+            self.close_connection = True
 
         def do_HEAD(self) -> None:
             target = server.root / self.path.lstrip("/")
@@ -314,15 +469,20 @@ def _handler(server: Server) -> type:
     return Handler
 
 
-def _start(tmp_path_factory: pytest.TempPathFactory, ignore_range: bool) -> Any:
-    root = tmp_path_factory.mktemp("www")
+def start_server(root: Path, *, ignore_range: bool = False, host: str = "127.0.0.1") -> tuple[Any, Server]:
+    """A loopback server over ``root`` on a free port of ``host``; ``httpd.shutdown()`` and
+    ``httpd.server_close()`` stop it (then connecting to it is refused)."""
     state = Server(root, ignore_range=ignore_range)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd = http.server.ThreadingHTTPServer((host, 0), _handler(state))
     httpd.daemon_threads = True
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    state.base = f"http://{host}:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     return httpd, state
+
+
+def _start(tmp_path_factory: pytest.TempPathFactory, ignore_range: bool) -> Any:
+    return start_server(tmp_path_factory.mktemp("www"), ignore_range=ignore_range)
 
 
 @pytest.fixture(scope="session")
@@ -340,11 +500,50 @@ def _norange_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def server(_range_server: Server) -> Server:
+def server(_range_server: Server) -> Any:
     """A loopback server honouring Range (log reset for each test)."""
     _range_server.reset()
     _range_server.delay = 0.0
-    return _range_server
+    yield _range_server
+    _range_server.stop_stalling.set()  # a stalled answer still in flight ends now
+
+
+class ServerFactory:
+    """Starts throwaway loopback servers (``new()``); ``stop(state)`` closes one's port."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.running: list[tuple[Any, Server]] = []
+
+    def new(self, *, host: str = "127.0.0.1", ignore_range: bool = False) -> Server:
+        root = self.root / f"www{len(self.running)}"
+        root.mkdir(parents=True)
+        httpd, state = start_server(root, ignore_range=ignore_range, host=host)
+        self.running.append((httpd, state))
+        return state
+
+    def stop(self, state: Server) -> None:
+        for httpd, s in list(self.running):
+            if s is state:
+                state.stop_stalling.set()
+                httpd.shutdown()
+                httpd.server_close()
+                self.running.remove((httpd, s))
+
+    def close(self) -> None:
+        for httpd, state in self.running:
+            state.stop_stalling.set()
+            httpd.shutdown()
+            httpd.server_close()
+        self.running.clear()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Any:
+    """A factory of loopback servers of the test's own, all stopped at its end."""
+    factory = ServerFactory(tmp_path / "servers")
+    yield factory
+    factory.close()
 
 
 @pytest.fixture

@@ -79,12 +79,12 @@ def test_server_ignoring_range_is_detected(norange_server: Server, packed: Path)
     info = carton_sync.get_model_info(url)
     assert info.model_name == "doubler"
     assert len(norange_server.requests_for("doubler.carton")) == 2  # the probe, then the download
-    model = carton_sync.load(url)  # now cached: no more requests
+    model = carton_sync.load(url)  # now cached: one revalidation, no second download
     check_outputs(model.infer(INPUTS))
-    assert len(norange_server.requests_for("doubler.carton")) == 2
+    assert len(norange_server.requests_for("doubler.carton")) == 3
 
 
-def test_remote_load_caches_and_then_does_no_network_io(server: Server, packed: Path, cache_dir: Path) -> None:
+def test_remote_load_caches_and_then_only_revalidates(server: Server, packed: Path, cache_dir: Path) -> None:
     url = server.add_file("cached.carton", packed)
     model = carton_sync.load(url)
     check_outputs(model.infer(INPUTS))
@@ -94,7 +94,8 @@ def test_remote_load_caches_and_then_does_no_network_io(server: Server, packed: 
     again = carton_sync.load(url)
     check_outputs(again.infer(INPUTS))
     assert carton_sync.get_model_info(url).model_name == "doubler"
-    assert len(server.requests_for("cached.carton")) == count
+    later = server.requests_for("cached.carton")[count:]
+    assert len(later) == 2 and all(r.range == "bytes=-65536" for r in later)  # one small conditional request each
     assert again.manifest_sha256 == model.manifest_sha256
     assert (cache_dir / "files").is_dir() and (cache_dir / "urls").is_dir()
 
