@@ -5,6 +5,7 @@ The normalised form is what two implementations must agree on when they read one
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,13 @@ def _values(array: np.ndarray) -> list[Any]:
         # JSON has no NaN/inf: spell them as strings; exact float32 values survive float().
         return [float(x) if np.isfinite(x) else str(float(x)) for x in flat]
     return [int(x) for x in flat]
+
+
+def _json_float(value: Any) -> Any:
+    """JSON has no NaN or infinity: spell non-finite floats as strings, as tensor values do."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def describe_misc(value: Any, *, with_values: bool) -> dict[str, Any]:
@@ -90,7 +98,7 @@ def describe_info(info: CartonInfo, *, with_values: bool = False) -> dict[str, A
             "runner_name": runner.runner_name,
             "required_framework_version": runner.required_framework_version,
             "runner_compat_version": runner.runner_compat_version,
-            "opts": runner.opts,
+            "opts": None if runner.opts is None else {k: _json_float(v) for k, v in runner.opts.items()},
         },
         "inputs": None if info.inputs is None else [describe_spec(s) for s in info.inputs],
         "outputs": None if info.outputs is None else [describe_spec(s) for s in info.outputs],

@@ -22,6 +22,7 @@ import hashlib
 import io
 import posixpath
 import random
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Callable
@@ -186,7 +187,9 @@ def mutate(data: bytes, max_size: int, seed: int, byte_mutator: Callable[[bytes,
     i = rng.randrange(len(members))
     m = members[i]
     op = rng.random()
-    if op < 0.55:  # the contents: libFuzzer's mutations (with its comparison-driven dictionary)
+    if op < 0.12 and _is_toml(m.name):  # a TOML value swapped for an interesting one
+        m.data = _swap_toml_value(m.data, rng)
+    elif op < 0.55:  # the contents: libFuzzer's mutations (with its comparison-driven dictionary)
         room = max(max_size - (len(data) - len(m.data)), 0)
         m.data = byte_mutator(m.data, min(room, max(2 * len(m.data), 256)))
     elif op < 0.63:
@@ -210,6 +213,29 @@ def mutate(data: bytes, max_size: int, seed: int, byte_mutator: Callable[[bytes,
     if len(out) > max_size:
         return byte_mutator(data, max_size)
     return out
+
+
+#: Values that parsers and the code behind them tend to get wrong (TOML syntax).
+TOML_VALUES = (
+    "0", "-1", "1", "2", "9223372036854775807", "-9223372036854775808", "4294967296", "1e308", "-0.0", "nan", "inf", "-inf",
+    '""', '"\\u0000"', '"x"', '"*"', '"float32"', '"float64"', '"uint64"', '"string"', '"nested"', '"@tensor_data/_tensor_0"',
+    '"@misc/_example_misc_file_0"', '"@misc/missing"', '"../escape"', '"https://example.com/x"', '"' + "a" * 300 + '"',
+    "[]", "[0]", "[1, 2]", "[[]]", '["a"]', '["a", 1]', "[18446744073709551615, 18446744073709551615]", "[4294967296, 4294967296]",
+    "{}", "{ a = 1 }", "true", "false", "1979-05-27", "1979-05-27T07:32:00Z", "07:32:00",
+)
+_TOML_VALUE = re.compile(rb"= (.+)$", re.MULTILINE)
+
+
+def _is_toml(name: str) -> bool:
+    return name.endswith(".toml") or name == LINKS
+
+
+def _swap_toml_value(data: bytes, rng: random.Random) -> bytes:
+    sites = list(_TOML_VALUE.finditer(data))
+    if not sites:
+        return data
+    site = rng.choice(sites)
+    return data[: site.start(1)] + rng.choice(TOML_VALUES).encode() + data[site.end(1) :]
 
 
 def crossover(data1: bytes, data2: bytes, max_out_size: int, seed: int) -> bytes:

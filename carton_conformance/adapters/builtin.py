@@ -38,7 +38,7 @@ def opts_json(opts: dict[str, Any] | None) -> dict[str, Any] | None:
 def normalised(info: cf.CartonInfo) -> dict[str, Any]:
     """describe_info(with_values=True) with runner options tagged by TOML type (README, "Normalised form")."""
     out = describe_info(info, with_values=True)
-    out["runner"]["opts"] = opts_json(out["runner"]["opts"])
+    out["runner"]["opts"] = opts_json(info.runner.opts)  # typed, from the values themselves (describe spells NaN as a string)
     return out
 
 

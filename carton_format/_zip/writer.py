@@ -292,7 +292,7 @@ class ZipWriter:
                 else:
                     data = src.read(len(buf)) or None
             except OSError as exc:
-                raise CartonFormatError("E-IO", f"reading the source failed: {exc.strerror or exc}", member=name) from None
+                raise CartonFormatError("E-IO", f"reading the source failed: {_os_message(exc)}", member=name) from None
             if data is None:
                 return
             yield data
@@ -492,6 +492,7 @@ class ZipWriter:
         )
         self._write_all(pack_eocd(end))
         log.debug("wrote central directory: %d members, %d bytes at %d (zip64=%s)", count, cd_size, cd_offset, zip64)
+
 
 def _os_message(exc: OSError) -> str:
     """The operating system's words for an error (``No space left on device``)."""

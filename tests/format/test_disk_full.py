@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -95,7 +96,7 @@ class FullDisk(io.RawIOBase):
 def _members(big: int) -> list[tuple[str, bytes]]:
     """A small member, a big incompressible one (one chunk of at least PARALLEL_MIN: it goes to
     the hash worker), then small ones again."""
-    rng = __import__("random").Random(5)
+    rng = random.Random(5)
     return [
         ("carton.toml", b"spec_version = 1\n" * 4),
         ("model/big.bin", rng.randbytes(big)),

@@ -6,7 +6,7 @@ cost ``carton validate --json`` 31 s, 2.5 GiB and printed 120 MB; 600k dangling 
 (``ValidationReport.findings_omitted``, a W-FINDINGS-OMITTED warning), schema checks stop at the
 limit and never build jsonschema's error trees, and read() still raises the first error.
 
-Memory is each child interpreter's own peak (ru_maxrss) minus that of an interpreter that only
+Memory is each child interpreter's own peak (VmHWM) minus that of an interpreter that only
 imported carton_format; the bounds are several times what the fixed code needs and a small
 fraction of what the old code took, so a slow or busy CI machine cannot make them flaky.
 """

@@ -226,7 +226,11 @@ except SystemExit as exc:
     rc = exc.code if isinstance(exc.code, int) else 1
 finally:
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    try:  # VmHWM: this process image's own peak (ru_maxrss keeps the forked parent's size)
+        with open("/proc/self/status") as status:
+            peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
     sys.stdout.flush()
     sys.stderr.write(f"\\n@@measured {seconds} {peak}\\n")
 sys.exit(rc)
@@ -243,15 +247,17 @@ class Measured:
     stdout: bytes
     stderr: str
     seconds: float  # wall time of the code (interpreter start-up excluded)
-    peak_mib: float  # peak resident memory of the interpreter (ru_maxrss)
+    peak_mib: float  # peak resident memory of the interpreter (VmHWM)
 
 
 def measure(code: str, *args: str, timeout: float = 600) -> Measured:
     """Run ``code`` (``ARGS`` holds ``args``) in a fresh Python with the repository on its path.
 
-    The peak is the child's own ``ru_maxrss`` (RUSAGE_SELF), so it is exact whatever else the
-    test process ran; compare it with :func:`baseline_mib` (the same interpreter after importing
-    carton_format) to get what the code cost.
+    The peak is the child's own high-water mark (``VmHWM`` on Linux, else ``ru_maxrss``), so it
+    is exact whatever else the test process ran (``RUSAGE_CHILDREN`` is the largest child ever,
+    and a forked child's ``ru_maxrss`` starts at its parent's size); compare it with
+    :func:`baseline_mib` (the same interpreter after importing carton_format) to get what the
+    code cost.
     """
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
