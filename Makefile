@@ -52,6 +52,7 @@ conformance-original: $(STAMP) $(ORIG_STAMP)
 bench: $(STAMP)
 	$(PY) bench/format_bench.py
 	$(PY) bench/runtime_bench.py
+	$(PY) bench/hostile_bench.py
 
 # Fuzzing (fuzz/README.md): FUZZ_SECONDS in all, shared by the targets by weight (FUZZ_TARGET=all
 # or a comma-separated list); corpora, crashes and summary.json under fuzz/out/ (git-ignored).

@@ -114,9 +114,11 @@ def check_limited(document: Any, schema: str, member: str, max_errors: int | Non
     """``(errors, more)``: like :func:`check`; ``more`` is True when the check stopped at
     ``max_errors`` (or cut an explanation short) so that the document may hold other problems.
 
-    Time is linear in the document (each value is checked once by a compiled validator, twice
-    on the way to an error) and memory is bounded by ``max_errors`` x ``CONTEXT_CAP``: errors are
-    produced lazily and nothing but the kept explanations is retained.
+    Time is linear in the document (each value is checked once by a compiled validator; a value
+    on the way to an error once more per schema level above it) and memory is bounded by
+    ``max_errors`` x ``CONTEXT_CAP``: errors are produced lazily and nothing but the kept
+    explanations is retained.  ``max_errors`` below 1 counts as 1 (an invalid document always
+    gets an error).
     """
     compiled = _compiled(schema)  # raises ValueError for an unknown schema name
     code = SCHEMAS[schema][1]
@@ -129,6 +131,8 @@ def _collect(
     errors: Callable[[], Iterable[_Error]], code: str, member: str, max_errors: int | None
 ) -> tuple[list[CartonFormatError], bool]:
     """Explain errors (one message per location) until ``max_errors`` locations are known."""
+    if max_errors is not None:
+        max_errors = max(1, max_errors)
     found: dict[Path, str] = {}
     more = False
     try:

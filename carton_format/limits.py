@@ -42,7 +42,9 @@ class Limits:
     max_toml_bytes: int = 16 * MiB
     max_toml_key_parts: int = 128
     max_toml_nesting: int = 64
-    # String tensor files (TOML) and numeric tensor files are read whole into memory.
+    # A string tensor file (TOML) is read whole into memory; a numeric tensor is streamed by
+    # validation and read straight into its array by load_tensor().  max_numeric_tensor_bytes
+    # also caps a string tensor's array (numpy's fixed width: elements x longest x 4 bytes).
     max_string_tensor_bytes: int = 256 * MiB
     max_numeric_tensor_bytes: int = 4 * GiB
     # Elements of one string tensor (product(shape), checked before its file is read) and values

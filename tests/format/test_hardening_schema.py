@@ -145,10 +145,10 @@ def test_the_compiled_validator_agrees_with_jsonschema(name: str, data: st.DataO
 def test_a_large_valid_document_is_checked_fast() -> None:
     from carton_format._toml import parse_toml
 
-    document = parse_toml(hostile.dangling_refs_toml(4 * hostile.MiB), "carton.toml")  # ~180,000 references
+    document = parse_toml(hostile.dangling_refs_toml(8 * hostile.MiB), "carton.toml")  # ~365,000 references
     start = time.perf_counter()
     assert _schema.check(document, "carton-toml", "carton.toml") == []
-    assert time.perf_counter() - start < 5  # jsonschema: ~3.5 s here; compiled: ~0.1 s
+    assert time.perf_counter() - start < 3  # jsonschema: ~7 s here; compiled: ~0.2 s
 
 
 def test_errors_stop_at_max_errors() -> None:
@@ -175,7 +175,7 @@ def test_an_anyof_keeps_a_bounded_context() -> None:
 
 
 def test_messages_never_hold_the_failing_value() -> None:
-    """jsonschema formats repr(value) into every message: a 16 MiB value made each error 16 MiB."""
+    """Messages are plain words, never the value (jsonschema's own messages hold its repr)."""
     big = "x" * 1_000_000
     problems = _schema.check({"spec_version": big, "runner": [big]}, "carton-toml", "carton.toml")
     assert problems and all(len(p.message) < 200 for p in problems)
