@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from typing import Any, Sequence
 
 from .describe import describe_info
-from .errors import CartonFormatError, Finding
+from .errors import CartonError, Finding
 from .reader import read
 from .validate import ValidationReport, internal_error, validate
 
@@ -59,7 +59,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in reports) else EXIT_INVALID
 
 
-def _fail(source: str, exc: CartonFormatError, as_json: bool) -> int:
+def _fail(source: str, exc: CartonError, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"file": source, "ok": False, "error": exc.to_finding().to_dict()}, indent=2))
     else:
@@ -72,7 +72,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         with read(args.file, verify_hashes=False) as archive:
             described = describe_info(archive.info)
             out: dict[str, Any] = {"file": args.file, "manifest_sha256": archive.manifest_sha256, **described}
-    except CartonFormatError as exc:
+    except CartonError as exc:
         return _fail(args.file, exc, args.json)
     except Exception as exc:  # a bug of ours: still one answer in the asked format (the traceback is logged)
         log.exception("internal error while reading %s", args.file)
@@ -113,7 +113,7 @@ def _print_info(out: dict[str, Any]) -> None:
 def cmd_ls(args: argparse.Namespace) -> int:
     try:
         return _ls(args)
-    except CartonFormatError as exc:
+    except CartonError as exc:
         return _fail(args.file, exc, args.json)
     except Exception as exc:  # a bug of ours: still one answer in the asked format (the traceback is logged)
         log.exception("internal error while listing %s", args.file)
@@ -133,7 +133,7 @@ def _ls(args: argparse.Namespace) -> int:
                         while stream.read(4 << 20):
                             pass
                     status = "ok"
-                except CartonFormatError as exc:
+                except CartonError as exc:
                     status = exc.code
                     all_ok = False
             rows.append(
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except CartonFormatError as exc:
+    except CartonError as exc:
         print(f"carton: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:

@@ -20,7 +20,7 @@ from . import _schema
 from ._paths import portability_problem
 from ._toml import parse_toml
 from .dtypes import NESTED_DTYPE, NUMERIC_DTYPES, STRING_DTYPE
-from .errors import CartonFormatError, Finding, FindingCollector, ValidationStopped
+from .errors import CartonError, CartonFormatError, Finding, FindingCollector, ValidationStopped
 from .integrity import CHUNK_SIZE, hash_stream, mismatch_error, verified_stream
 from .lazy import DEFAULT_LAZY, LazyFactories
 from .limits import DEFAULT_LIMITS, Limits, checked_limits
@@ -161,7 +161,7 @@ class CartonArchive:
 
     def _load_manifest(self) -> Manifest:
         if MANIFEST_PATH not in self._files:
-            raise CartonFormatError("E-STRUCTURE-MISSING", "the archive has no MANIFEST", member=MANIFEST_PATH)
+            raise CartonFormatError("E-STRUCTURE-MISSING", "the archive has no MANIFEST" + _not_a_carton_hint(self._files), member=MANIFEST_PATH)
         manifest = parse_manifest(read_member(self._source, MANIFEST_PATH, self._limits.max_manifest_bytes), self._limits)
         if not manifest.sorted:
             self._nonconforming("E-MANIFEST-UNSORTED", "lines are not sorted by path", "W-MANIFEST-UNSORTED", member=MANIFEST_PATH)
@@ -494,7 +494,7 @@ class CartonArchive:
                     self._string_elements(entry)
                 else:
                     self._check_numeric_file(entry)
-            except CartonFormatError as exc:
+            except CartonError as exc:
                 self._report(exc)
 
     def close(self) -> None:
@@ -506,6 +506,14 @@ class CartonArchive:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _not_a_carton_hint(files: dict[str, MemberInfo]) -> str:
+    """What a zip without MANIFEST probably is, when it looks like something else."""
+    if any(name.endswith("/data.pkl") or "/code/" in name for name in files):
+        return ("; this looks like a TorchScript file (torch.jit.save), not a carton: pack it first, "
+                "e.g. `carton pack model.pt --runner torchscript -o model.carton`")
+    return ""
 
 
 def _progress_bar(total: int, enabled: bool | None, desc: str) -> Any:

@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import IO, BinaryIO, Literal, Protocol, Sequence, runtime_checkable
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
 
 from .errors import CartonFormatError, Finding
 from .limits import DEFAULT_LIMITS, Limits, checked_limits
@@ -136,6 +140,34 @@ PathOrFile = str | os.PathLike[str] | IO[bytes]
 path to a ``.carton`` file or to an unpacked directory, or an open seekable binary file."""
 
 
+#: ``scheme://``: two letters at least, so that a Windows drive (``C:/``) is never a scheme.
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+#: Entry points that open URLs: the name is the scheme, the value ``opener(url, limits) ->
+#: ArchiveSource``.  The runtime registers ``http`` and ``https``; an object-store package can
+#: register ``s3`` the same way, and every reader of the format layer (``read``, ``validate``,
+#: ``carton info|ls|validate``) takes such URLs from then on.
+SOURCE_ENTRY_POINTS = "carton.sources"
+
+
+def _open_url(url: str, limits: Limits) -> ArchiveSource:
+    scheme = _URL.match(url).group(1).lower()  # type: ignore[union-attr]
+    if scheme == "file":
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise CartonFormatError("E-ARG-INVALID", f"file:// URLs must name a local path, not host {parts.netloc!r}")
+        return open_source(url2pathname(unquote(parts.path)), limits)
+    for ep in entry_points(group=SOURCE_ENTRY_POINTS, name=scheme):
+        try:
+            opener = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in is reported, not raised raw
+            raise CartonFormatError("E-ARG-INVALID", f"the {scheme}:// source ({ep.value}) cannot be loaded: {exc}") from None
+        return opener(url, limits)
+    raise CartonFormatError(
+        "E-ARG-INVALID",
+        f"no installed source opens {scheme}:// URLs (carton_runtime adds http and https: pip install 'carton-py[runtime]')",
+    )
+
+
 def open_source(source: PathOrFile | ArchiveSource, limits: Limits = DEFAULT_LIMITS) -> ArchiveSource:
     """The ArchiveSource for a path (zip file or directory), a seekable binary file, or a source
     (returned as is)."""
@@ -145,6 +177,8 @@ def open_source(source: PathOrFile | ArchiveSource, limits: Limits = DEFAULT_LIM
     limits = checked_limits(limits)
     if isinstance(source, io.TextIOBase):
         raise CartonFormatError("E-ARG-INVALID", "source is a text-mode file; open the archive in binary mode ('rb')")
+    if isinstance(source, str) and _URL.match(source):
+        return _open_url(source, limits)
     if isinstance(source, (str, os.PathLike)):
         if not os.fspath(source):
             raise CartonFormatError("E-ARG-INVALID", "the archive path is empty")

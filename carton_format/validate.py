@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from .errors import CartonFormatError, Finding, FindingCollector, ValidationStopped
+from .errors import CartonError, CartonFormatError, Finding, FindingCollector, ValidationStopped
 from .limits import DEFAULT_LIMITS, Limits, checked_limits
 from .reader import CartonArchive, check_source_argument
 from .sources import ArchiveSource, PathOrFile, open_source
@@ -77,7 +77,7 @@ def validate(
     report = ValidationReport(_label(source))
     try:
         limits = checked_limits(limits)
-    except CartonFormatError as exc:
+    except CartonError as exc:
         report.findings = [exc.to_finding()]
         return report
     collector = FindingCollector(max_findings=limits.max_findings)
@@ -113,7 +113,7 @@ def _check(
     try:
         check_source_argument(source)
         opened = open_source(source, limits)
-    except CartonFormatError as exc:
+    except CartonError as exc:
         collector.error(exc)
         return
     try:
@@ -124,7 +124,7 @@ def _check(
         else:
             collector.warn("W-HASHES-NOT-VERIFIED", "hash verification was skipped (--no-verify-hashes)")
         archive.check_tensors()
-    except CartonFormatError as exc:
+    except CartonError as exc:
         collector.error(exc)
     except ValidationStopped:
         pass

@@ -162,7 +162,21 @@ def open_location(
 
     if location.kind in ("dir", "file"):
         return OpenedArchive(location, read(location.path))
-    url = location.location
+    where, remote = remote_archive(location.location, cache=cache, download=download)
+    try:
+        archive = read(where)
+    except BaseException:
+        if remote is not None:
+            remote.close()
+        raise
+    return OpenedArchive(location, archive, remote)
+
+
+def remote_archive(url: str, *, cache: Cache, download: bool = False) -> tuple[Path | HttpRangeFile, HttpRangeFile | None]:
+    """Where to read a remote archive from: ``(cached file, None)`` when the cache holds what the
+    server has (revalidated), ``(range file, range file)`` to read it lazily over range requests,
+    or, with ``download=True`` or a server that ignores ``Range``, the archive downloaded into
+    the cache first."""
     policy = AddressPolicy(url)
     if download:  # the second step of a load: the URL was just read over range requests
         cached = cache.url_lookup(url)
@@ -177,15 +191,26 @@ def open_location(
             log.warning("%s: the server ignores Range requests; downloading the whole archive", url)
             cached = download_archive(cache, url, exc.response, policy=policy)
         else:
-            try:
-                archive = read(remote)
-            except BaseException:
-                remote.close()
-                raise
-            return OpenedArchive(location, archive, remote)
+            return remote, remote
     if cached is None:
         cached = download_archive(cache, url, policy=policy)
-    return OpenedArchive(location, read(cached))
+    return cached, None
 
 
-__all__ = ["Location", "OpenedArchive", "open_location", "parse_location"]
+def open_url_source(url: str, limits: cf.Limits = cf.DEFAULT_LIMITS) -> cf.ArchiveSource:
+    """An ArchiveSource for an ``http(s)://`` URL, through the cache like ``load``: what
+    ``carton info|ls|validate URL`` read (the ``carton.sources`` entry point of the format layer)."""
+    location = parse_location(url)
+    if location.kind != "http":
+        return cf.open_source(location.path, limits)
+    where, remote = remote_archive(location.location, cache=Cache())
+    if remote is None:
+        return cf.ZipSource.open_path(where, limits=limits)
+    try:
+        return cf.ZipSource(remote, limits=limits, close_file=True)
+    except BaseException:
+        remote.close()
+        raise
+
+
+__all__ = ["Location", "OpenedArchive", "open_location", "open_url_source", "parse_location", "remote_archive"]

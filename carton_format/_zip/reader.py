@@ -498,7 +498,10 @@ class ZipReader:
                 f"and {len(tail) - candidates[1]} bytes from the end)",
             )
         if last_seen < 0:
-            raise self._err("E-ZIP-NOT-ZIP", "not a zip archive (no end of central directory record)")
+            hint = ""
+            if self._read_at(0, 4) == LOCAL_SIG_BYTES:
+                hint = "; it starts like one, so it is probably truncated (an interrupted download or copy?)"
+            raise self._err("E-ZIP-NOT-ZIP", f"not a zip archive (no end of central directory record){hint}")
         after = len(tail) - last_seen - EOCD_SIZE
         if after < 0:
             raise self._err("E-ZIP-TRUNCATED", "the file ends inside the end of central directory record")

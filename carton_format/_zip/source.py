@@ -25,10 +25,11 @@ class ZipSource:
     range requests).  ``path`` is set when the archive is a local file, which is what lets
     :meth:`stored_span` answer."""
 
-    def __init__(self, fileobj: IO[bytes], *, limits: Limits = DEFAULT_LIMITS, path: Path | None = None) -> None:
+    def __init__(self, fileobj: IO[bytes], *, limits: Limits = DEFAULT_LIMITS, path: Path | None = None, close_file: bool = False) -> None:
         self.path = path
         self.location = str(path) if path is not None else str(getattr(fileobj, "name", None) or getattr(fileobj, "url", None) or "<stream>")
         self._reader = ZipReader(fileobj, limits=limits, name_for_errors=str(path) if path is not None else None)
+        self._reader.owns_file = close_file  # close() closes the file too (a remote file handed over)
         self._members = [_member_info(e) for e in self._reader.entries]
         self._by_name = {m.name: m for m in self._members}
 
