@@ -9,6 +9,10 @@ e.g. ``~/.cache/carton``)::
                                which file a remote archive URL gave, and when that was last checked
     locks/<key>.lock           one lock file per item being produced
 
+Last use: every cache hit (:meth:`Cache.lookup`, and so :meth:`Cache.url_lookup`) sets the
+modification time of the entry's directory ``files/<sha256>/`` to now (one ``utime`` call; filesystem
+atime is not relied on).  :meth:`Cache.entries`, :meth:`Cache.prune` and ``carton cache`` use it.
+
 A file enters the cache only after its sha256 was checked, through a temporary directory next to
 its final place and an atomic rename, while holding the item's file lock, so concurrent
 processes produce it once and readers never see a partial file.  Cached files are trusted
@@ -37,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -133,6 +137,27 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cached file: ``size`` counts its directory (file and info.json), ``urls`` where it came
+    from when known (LINKS source, remote archive URLs), ``last_used`` a Unix time."""
+
+    sha256: str
+    size: int
+    file_size: int
+    urls: list[str]
+    last_used: float
+
+
+@dataclass
+class PruneResult:
+    """What :meth:`Cache.prune` removed, and what it left because another process held its lock."""
+
+    removed: list[CacheEntry] = field(default_factory=list)
+    skipped: list[CacheEntry] = field(default_factory=list)
+    freed_bytes: int = 0
+
+
 _cleaned_lock = threading.Lock()
 _cleaned_roots: set[str] = set()
 
@@ -201,6 +226,8 @@ class Cache:
         if size is not None and st.st_size != size:
             log.warning("cache: %s has %d bytes, expected %d; ignoring it", path, st.st_size, size)
             return None
+        with contextlib.suppress(OSError):  # last use; a read-only (shared) cache just does not record it
+            os.utime(path.parent)
         return path
 
     @contextlib.contextmanager
@@ -312,10 +339,100 @@ class Cache:
 
     # -- maintenance ------------------------------------------------------------------------------
 
-    def clear(self) -> None:
-        """Remove everything (other processes' in-flight downloads fail cleanly)."""
+    def clear(self) -> int:
+        """Remove everything (other processes' in-flight downloads fail cleanly); returns the bytes freed."""
+        before = self.size_bytes()
         for name in ("files", "urls"):
             shutil.rmtree(self.root / name, ignore_errors=True)
+        return max(0, before - self.size_bytes())
+
+    def url_records(self) -> list[dict[str, Any]]:
+        """Every well-formed record under ``urls/`` (no network I/O), sorted by URL."""
+        records = []
+        try:
+            names = [e.name for e in os.scandir(self.root / "urls") if e.name.endswith(".json") and not e.name.startswith(".")]
+        except OSError:
+            return records
+        for name in names:
+            try:
+                data = json.loads((self.root / "urls" / name).read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and isinstance(data.get("url"), str) and _is_sha256(str(data.get("sha256"))):
+                records.append(data)
+        return sorted(records, key=lambda r: r["url"])
+
+    def entries(self) -> list["CacheEntry"]:
+        """The cached files (``files/<sha256>/``), least recently used first."""
+        by_sha: dict[str, list[str]] = {}
+        for record in self.url_records():
+            by_sha.setdefault(record["sha256"], []).append(record["url"])
+        out = []
+        try:
+            names = [e.name for e in os.scandir(self.root / "files") if _is_sha256(e.name)]
+        except OSError:
+            return out
+        for name in names:
+            folder = self.root / "files" / name
+            try:
+                last_used = folder.stat().st_mtime
+                file_size = (folder / "file").stat().st_size
+            except OSError:
+                continue  # removed meanwhile, or not a complete entry
+            size = 0
+            with contextlib.suppress(OSError), os.scandir(folder) as items:
+                for item in items:
+                    with contextlib.suppress(OSError):
+                        size += item.stat(follow_symlinks=False).st_size
+            urls = list(by_sha.get(name, []))
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                source = json.loads((folder / "info.json").read_text()).get("url")
+                if isinstance(source, str) and source not in urls:
+                    urls.insert(0, source)
+            out.append(CacheEntry(name, size, file_size, urls, last_used))
+        return sorted(out, key=lambda e: (e.last_used, e.sha256))
+
+    def remove_entry(self, sha256: str) -> bool:
+        """Remove one cached file and the URL records naming it, unless another process holds its
+        lock (it is producing or replacing it): then nothing is touched and this returns False."""
+        if not _is_sha256(sha256):
+            raise CartonRuntimeError("E-RUNTIME-ARG", f"not a lowercase hex sha256: {sha256!r}")
+        with self.try_lock(sha256) as free:
+            if not free:
+                return False
+            folder = self.root / "files" / sha256
+            # Renamed away first, so a concurrent lookup sees the entry whole or not at all.
+            doomed = folder.with_name(self.tmp_prefix(sha256) + "remove")
+            try:
+                os.rename(folder, doomed)
+            except FileNotFoundError:
+                pass
+            else:
+                shutil.rmtree(doomed, ignore_errors=True)
+            for record in self.url_records():
+                if record["sha256"] == sha256:
+                    self.url_forget(record["url"])
+        return True
+
+    def prune(self, *, older_than_s: float | None = None, max_size: int | None = None, now: float | None = None) -> "PruneResult":
+        """Remove cached files, least recently used first: those not used for ``older_than_s``
+        seconds, then more until the cache's total size is at most ``max_size`` bytes.  An entry
+        whose lock another process holds is skipped (and still counts towards the size)."""
+        now = time.time() if now is None else now
+        result = PruneResult()
+        total = self.size_bytes()
+        for entry in self.entries():
+            too_old = older_than_s is not None and now - entry.last_used >= older_than_s
+            too_big = max_size is not None and total > max_size
+            if not (too_old or too_big):
+                continue
+            if self.remove_entry(entry.sha256):
+                result.removed.append(entry)
+                total -= entry.size
+            else:
+                result.skipped.append(entry)
+        result.freed_bytes = sum(e.size for e in result.removed)
+        return result
 
     def clean_stale_once(self) -> None:
         """:meth:`clean_stale`, the first time this process calls it for this cache root."""
@@ -406,4 +523,4 @@ class Cache:
         return total
 
 
-__all__ = ["ENV_CACHE_DIR", "LOCK_STALE_AGE_S", "STALE_AGE_S", "Cache", "Staging", "default_root", "url_key"]
+__all__ = ["ENV_CACHE_DIR", "LOCK_STALE_AGE_S", "STALE_AGE_S", "Cache", "CacheEntry", "PruneResult", "Staging", "default_root", "url_key"]

@@ -1,5 +1,5 @@
-"""``carton pack``, ``carton run`` and ``carton selftest`` (added to the ``carton`` command
-through the ``carton.cli`` entry-point group).
+"""``carton pack``, ``carton run``, ``carton selftest`` and ``carton cache ls|info|clear|prune``
+(added to the ``carton`` command through the ``carton.cli`` entry-point group).
 
 Exit codes: 0 success, 1 failure (a failing self test, an invalid archive, a load or inference
 error), 2 usage error.
@@ -8,7 +8,9 @@ error), 2 usage error.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import numpy as np
 
 import carton_format as cf
 
-from .errors import CartonError
+from .errors import CartonError, CartonRuntimeError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -203,6 +205,151 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     return EXIT_OK if all(results) else EXIT_FAIL
 
 
+# -- cache ------------------------------------------------------------------------------------------
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """``--max-size``: bytes, or a number with K, M, G or T (powers of 1024; "MB", "MiB" alike)."""
+    m = _SIZE.match(text)
+    if m is None or (m.group(3) and m.group(3).lower() == "ib" and not m.group(2)):
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (bytes, or a number with K, M, G or T, e.g. 500M)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of days (0 or more): {text!r}")
+    return value
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _cache(args: argparse.Namespace) -> Any:
+    from .cache import ENV_CACHE_DIR, Cache
+
+    cache = Cache(args.cache_dir) if args.cache_dir else Cache()
+    if cache.root.exists() and not cache.root.is_dir():
+        raise CartonRuntimeError("E-RUNTIME-CACHE", f"the cache root {cache.root} is not a directory (set {ENV_CACHE_DIR} or --cache-dir)")
+    return cache
+
+
+def _entry_json(entry: Any) -> dict[str, Any]:
+    return {
+        "sha256": entry.sha256,
+        "size": entry.size,
+        "file_size": entry.file_size,
+        "url": entry.urls[0] if entry.urls else None,
+        "urls": entry.urls,
+        "last_used": _iso(entry.last_used),
+        "last_used_unix": entry.last_used,
+    }
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def cmd_cache_ls(args: argparse.Namespace) -> int:
+    cache = _cache(args)
+    entries = cache.entries()
+    if args.json:
+        _print_json({"root": str(cache.root), "entries": [_entry_json(e) for e in entries]})
+        return EXIT_OK
+    for e in entries:
+        print(f"{e.sha256}  {human_size(e.size):>10}  {_iso(e.last_used)}  {e.urls[0] if e.urls else '-'}")
+    print(f"{len(entries)} entries, {human_size(sum(e.size for e in entries))} in {cache.root}")
+    return EXIT_OK
+
+
+def _checked(record: dict[str, Any]) -> str | None:
+    checked = record.get("checked")
+    return _iso(checked) if isinstance(checked, (int, float)) and not isinstance(checked, bool) else None
+
+
+def cmd_cache_info(args: argparse.Namespace) -> int:
+    cache = _cache(args)
+    entries = cache.entries()
+    records = cache.url_records()
+    total = cache.size_bytes()
+    data = {
+        "root": str(cache.root),
+        "exists": cache.root.is_dir(),
+        "total_bytes": total,
+        "entries": len(entries),
+        "entry_bytes": sum(e.size for e in entries),
+        "url_records": len(records),
+        "urls": [{"url": r["url"], "sha256": r["sha256"], "size": r.get("size"), "checked": _checked(r)} for r in records],
+    }
+    if args.json:
+        _print_json(data)
+        return EXIT_OK
+    print(f"root:        {cache.root}{'' if data['exists'] else ' (does not exist yet)'}")
+    print(f"total size:  {human_size(total)} ({total} bytes)")
+    print(f"entries:     {len(entries)}")
+    print(f"URL records: {len(records)}")
+    for r in data["urls"]:
+        print(f"  {r['url']} -> {r['sha256'][:16]}… (checked {r['checked'] or '?'})")
+    return EXIT_OK
+
+
+def cmd_cache_clear(args: argparse.Namespace) -> int:
+    cache = _cache(args)
+    entries, records = len(cache.entries()), len(cache.url_records())
+    freed = cache.clear()
+    if args.json:
+        _print_json({"root": str(cache.root), "freed_bytes": freed, "entries_removed": entries, "url_records_removed": records})
+    else:
+        print(f"freed {human_size(freed)} ({freed} bytes): {entries} entries, {records} URL records removed from {cache.root}")
+    return EXIT_OK
+
+
+def cmd_cache_prune(args: argparse.Namespace) -> int:
+    if args.older_than is None and args.max_size is None:
+        print("carton cache prune: give --older-than DAYS and/or --max-size SIZE (carton cache clear removes everything)", file=sys.stderr)
+        return EXIT_USAGE
+    cache = _cache(args)
+    result = cache.prune(older_than_s=None if args.older_than is None else args.older_than * 86400.0, max_size=args.max_size)
+    remaining = cache.entries()
+    if args.json:
+        _print_json(
+            {
+                "root": str(cache.root),
+                "removed": [_entry_json(e) for e in result.removed],
+                "freed_bytes": result.freed_bytes,
+                "skipped_locked": [e.sha256 for e in result.skipped],
+                "remaining_entries": len(remaining),
+                "total_bytes": cache.size_bytes(),
+            }
+        )
+        return EXIT_OK
+    for e in result.removed:
+        print(f"removed {e.sha256}  {human_size(e.size):>10}  last used {_iso(e.last_used)}")
+    for e in result.skipped:
+        print(f"kept    {e.sha256}  (in use by another process)")
+    print(f"freed {human_size(result.freed_bytes)} ({result.freed_bytes} bytes); {len(remaining)} entries, {human_size(cache.size_bytes())} left")
+    return EXIT_OK
+
+
 # -- registration -----------------------------------------------------------------------------------
 
 
@@ -213,13 +360,18 @@ def _wrap(func: Any) -> Any:
         except CartonError as exc:
             print(f"carton {args.command}: {exc}", file=sys.stderr)
             return EXIT_FAIL
+        except OSError as exc:
+            if args.command != "cache":
+                raise
+            print(f"carton cache {args.cache_command}: {exc}", file=sys.stderr)
+            return EXIT_FAIL
 
     return run
 
 
 def _load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="ARCHIVE_OR_URL", help="a .carton file, an unpacked carton directory, file:// or http(s):// URL")
-    p.add_argument("--device", default=None, help="visible_device: cpu, a GPU index or a GPU-/MIG-GPU- UUID (default: GPU 0, else CPU)")
+    p.add_argument("--device", default=None, help="visible_device: cpu, a GPU index, cuda, cuda:N or a GPU-/MIG-GPU- UUID (default: GPU 0, else CPU)")
     p.add_argument("--override-runner", default=None, help="override_runner_name")
     p.add_argument("--override-framework-version", default=None, help="override_required_framework_version, e.g. '=2.13' or '*'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -269,6 +421,49 @@ def register(subparsers: Any) -> None:
     )
     _load_options(p)
     p.set_defaults(func=_wrap(cmd_selftest))
+
+    _register_cache(subparsers)
+
+
+def _register_cache(subparsers: Any) -> None:
+    cache = subparsers.add_parser(
+        "cache", help="list, inspect, clear or prune the local cache",
+        description="Manage the local cache (CARTON_CACHE_DIR, else the platform user cache directory). "
+        "Exit codes: 0 success, 1 failure, 2 usage error.",
+    )
+    sub = cache.add_subparsers(dest="cache_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--cache-dir", default=None, help="the cache root (default: CARTON_CACHE_DIR, else the platform user cache)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser(
+        "ls", help="list cached files",
+        description="One line per cached file: sha256, size, last use, source URL (when known); least recently used first.",
+    )
+    common(p)
+    p.set_defaults(func=_wrap(cmd_cache_ls))
+    p = sub.add_parser(
+        "info", help="where the cache is and how big",
+        description="The cache root, its total size, the number of entries and the URL records.",
+    )
+    common(p)
+    p.set_defaults(func=_wrap(cmd_cache_info))
+    p = sub.add_parser(
+        "clear", help="remove everything (asks nothing)", description="Remove every cached file and URL record; prints what was freed.",
+    )
+    common(p)
+    p.set_defaults(func=_wrap(cmd_cache_clear))
+    p = sub.add_parser(
+        "prune", help="remove least recently used files",
+        description="Remove cached files least recently used first: those unused for DAYS, then more until the cache is at most SIZE. "
+        "A file another process holds the lock of (being produced) is kept.",
+    )
+    common(p)
+    p.add_argument("--older-than", type=_days, metavar="DAYS", help="remove files not used for DAYS days (fractions allowed)")
+    p.add_argument("--max-size", type=parse_size, metavar="SIZE", help="then remove more until the cache is at most SIZE (bytes, or e.g. 500M, 2G)")
+    p.set_defaults(func=_wrap(cmd_cache_prune))
 
 
 __all__ = ["register"]

@@ -1,7 +1,11 @@
 """A loaded model with the blocking API (``carton_runtime.sync.Carton``); the async API's
 ``carton_runtime.Carton`` wraps it.
 
-``infer`` is the runner model's own method, bound once: the runtime adds no per-call work.
+``infer`` is the runner model's own method, bound once.  When the archive declares its inputs
+(``info.inputs``), ``infer`` and ``seal`` first check the inputs against those specs
+(:mod:`carton_runtime.input_check`: names, dtypes, ranks, fixed and symbolic dimensions) with a
+checker built once per model, so a mistake is one short ``E-RUNTIME-INPUT`` naming the input,
+whatever the runner; models without specs go straight to the runner.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 import carton_format as cf
 
 from .errors import CartonError, CartonRuntimeError
+from .input_check import make_input_checker
 from .selftest import SelfTestResult, run_self_tests
 
 _handle_ids = itertools.count(1)
@@ -45,6 +50,16 @@ def _guarded(infer: Callable[[dict[str, Any]], dict[str, np.ndarray]]) -> Callab
             raise CartonRuntimeError("E-RUNTIME-INFER", f"the runner failed: {type(exc).__name__}: {exc}") from exc
 
     return call
+
+
+def _checked(check: Callable[[Any], None], call: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``call`` after ``check`` (the inputs' specs)."""
+
+    def checked(inputs: Any) -> Any:
+        check(inputs)
+        return call(inputs)
+
+    return checked
 
 
 def _closed(*_args: Any, **_kwargs: Any) -> Any:
@@ -78,14 +93,17 @@ class BlockingCarton:
         self._sealed: dict[int, Any] = {}
         self._lock = threading.Lock()
         trusted = isinstance(runner_model, TorchScriptModel)
-        self.infer = runner_model.infer if trusted else _guarded(runner_model.infer)
+        infer = runner_model.infer if trusted else _guarded(runner_model.infer)
         prepare = getattr(runner_model, "prepare", None)
         infer_prepared = getattr(runner_model, "infer_prepared", None)
-        self._prepare = prepare if callable(prepare) else dict
+        prepare = prepare if callable(prepare) else dict
         if callable(infer_prepared):
             self._infer_prepared = infer_prepared if trusted else _guarded(infer_prepared)
         else:
-            self._infer_prepared = self.infer
+            self._infer_prepared = infer  # sealed inputs were checked by seal
+        check = make_input_checker(info.inputs)  # None when the archive declares no inputs
+        self.infer = infer if check is None else _checked(check, infer)
+        self._prepare = prepare if check is None else _checked(check, prepare)
 
     def __repr__(self) -> str:
         name = self.info.model_name or self.source or "model"

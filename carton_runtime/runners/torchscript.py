@@ -10,7 +10,20 @@ string array becomes ``str`` and a 1-d one ``List[str]``.  Outputs: tensors beco
 on the CPU (zero-copy for tensors the forward pass created; tensors the module owns, such as a
 returned parameter, are copied), ``str`` a 0-d string array and ``List[str]`` a 1-d one.
 Inference runs under inference mode with the module in eval mode; an exception raised by
-``forward`` becomes ``E-RUNTIME-INFER`` and the model stays usable.
+``forward`` becomes ``E-RUNTIME-INFER`` and the model stays usable.  Its message is the model's
+own (``the model raised ValueError: negative input``: the last part of TorchScript's "The
+following operation failed in the TorchScript interpreter ..." text); the full TorchScript trace
+goes to a DEBUG record of this module's logger and stays on the torch exception, chained as the
+error's ``__cause__``.  (Inputs are checked against the archive's declared specs before they get
+here: :mod:`carton_runtime.input_check`.)
+
+Thread pools: the runner options ``num_threads`` and ``num_interop_threads`` size torch's
+intra-op and inter-op pools, which are process-wide, not per model.  The first model loaded with
+one of them sets that pool; a later model asking for a different value gets a ``RuntimeWarning``
+(also logged) naming the value that stays, and shares the pools as they are.  torch lets the
+inter-op pool be sized only once per process, before any inter-op work: when that is too late
+the option is ignored with a warning and the current size stays for every model.
+:func:`thread_pool_settings` tells what runner options set.
 
 An empty 1-d string array is an empty ``List[str]``.  torch cannot type ``[]`` when it converts a
 Python dict to the ``Dict[str, Any]`` that ``forward`` takes, so when that conversion fails (and
@@ -26,6 +39,7 @@ array (the original always copied).
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 import warnings
@@ -119,10 +133,11 @@ class TorchScriptRunner:
     # -- loading ------------------------------------------------------------------------------
 
     def load(self, files: Any, *, device: DeviceSpec, opts: dict[str, Any] | None = None) -> "TorchScriptModel":
-        """Load ``model/model.pt`` with ``torch.jit.load`` onto the device; ``opts`` set torch's thread counts."""
+        """Load ``model/model.pt`` with ``torch.jit.load`` onto the device; ``opts`` set torch's thread
+        counts (process-wide: the first model asking sets them, see :func:`apply_opts`)."""
         import torch
 
-        apply_opts(opts or {})
+        apply_opts(opts or {}, _describe(files))
         torch_device = resolve_torch_device(device)
         if MODEL_FILE not in files.names():
             raise CartonRuntimeError(
@@ -140,13 +155,83 @@ class TorchScriptRunner:
         return TorchScriptModel(module, torch_device)
 
 
+def _describe(files: Any) -> str:
+    """A short name for the model being loaded, for the thread-pool messages."""
+    try:
+        name = files.archive.info.model_name
+    except AttributeError:
+        name = None
+    return f"model {name!r}" if name else "this model"
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def apply_opts(opts: dict[str, Any]) -> None:
-    """``num_threads`` / ``num_interop_threads`` (process-wide in torch); others warn."""
+_TS_HEADER = "The following operation failed in the TorchScript interpreter"
+_TS_TRACEBACK = re.compile(r"^Traceback of TorchScript.*$", re.MULTILINE)
+_TS_MESSAGE = re.compile(r"^([A-Za-z_][\w.]*): ", re.MULTILINE)
+MAX_MESSAGE = 2000  # characters of the model's own message kept in the error
+
+
+def model_message(exc: BaseException) -> str:
+    """The model's own message from an exception ``forward`` raised: for TorchScript's "The
+    following operation failed in the TorchScript interpreter. Traceback of TorchScript ..." the
+    original exception (``ValueError: negative input``, ``RuntimeError: mat1 and mat2 ...``),
+    without the trace; otherwise the exception's text.  At most :data:`MAX_MESSAGE` characters."""
+    text = str(exc).strip()
+    if text.startswith(_TS_HEADER):
+        tracebacks = list(_TS_TRACEBACK.finditer(text))
+        found = _TS_MESSAGE.search(text, tracebacks[-1].end() if tracebacks else 0)
+        if found is not None:
+            kind = found.group(1).removeprefix("builtins.")
+            text = f"{kind}: {text[found.end():].strip()}"
+    elif not text:
+        text = type(exc).__name__
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + " ..."
+    return text
+
+
+def _infer_error(exc: BaseException) -> CartonRuntimeError:
+    """``E-RUNTIME-INFER`` with the model's message first; the full text (TorchScript's trace)
+    goes to a DEBUG log record and stays on the exception chained as ``__cause__``."""
+    message = model_message(exc)
+    log.debug("forward raised %s: %s\n(full error from torch follows)\n%s", type(exc).__name__, message, exc)
+    return CartonRuntimeError("E-RUNTIME-INFER", f"the model raised {message}")
+
+
+# what the first model asking for each pool size set: {option: (value, model)}; see the module docstring
+_pools: dict[str, tuple[int, str]] = {}
+_pools_lock = threading.Lock()
+
+
+def thread_pool_settings() -> dict[str, int]:
+    """The pool sizes set through runner options so far in this process (``{option: value}``)."""
+    with _pools_lock:
+        return {key: value for key, (value, _model) in _pools.items()}
+
+
+def _forget_thread_pool_settings() -> None:
+    """Forget which model set the pools (for tests; torch keeps its current sizes)."""
+    with _pools_lock:
+        _pools.clear()
+
+
+def _pool_conflict(key: str, value: int, kept: int, by: str, model: str) -> None:
+    message = (
+        f"runner option {key}={value} of {model} ignored: torch's thread pools are process-wide and "
+        f"{by} already set {key}={kept}, which stays for every model in this process"
+    )
+    log.warning("%s", message)
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def apply_opts(opts: dict[str, Any], model: str = "this model") -> None:
+    """``num_threads`` / ``num_interop_threads``: the first model asking for one sets it (the
+    pools are process-wide in torch); a later model asking for another value is warned and
+    gets the pools as they are.  Unknown options and bad values warn and are ignored."""
     import torch
 
     for key, value in opts.items():
@@ -156,20 +241,35 @@ def apply_opts(opts: dict[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             warnings.warn(f"runner option {key}={value!r} ignored: it must be a positive integer", RuntimeWarning, stacklevel=3)
             continue
-        if key == "num_threads":
-            torch.set_num_threads(value)
-            continue
-        if torch.get_num_interop_threads() == value:
-            continue
-        try:
-            torch.set_num_interop_threads(value)
-        except RuntimeError as exc:
-            warnings.warn(
-                f"runner option num_interop_threads={value} ignored: torch allows setting it once per process, "
-                f"before any inter-op work ({_first_line(exc)}); it stays {torch.get_num_interop_threads()}",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+        with _pools_lock:
+            earlier = _pools.get(key)
+            if earlier is None:
+                if key == "num_threads":
+                    torch.set_num_threads(value)
+                    _pools[key] = (value, model)
+                    log.info("torch intra-op threads set to %d by %s (process-wide)", value, model)
+                    continue
+                if torch.get_num_interop_threads() == value:
+                    _pools[key] = (value, model)
+                    continue
+                try:
+                    torch.set_num_interop_threads(value)
+                except RuntimeError as exc:
+                    current = torch.get_num_interop_threads()
+                    _pools[key] = (current, "torch")  # fixed for the rest of the process
+                    message = (
+                        f"runner option num_interop_threads={value} of {model} ignored: torch allows setting it once per process, "
+                        f"before any inter-op work ({_first_line(exc)}); it stays {current} for every model in this process"
+                    )
+                    log.warning("%s", message)
+                    warnings.warn(message, RuntimeWarning, stacklevel=3)
+                    continue
+                _pools[key] = (value, model)
+                log.info("torch inter-op threads set to %d by %s (process-wide)", value, model)
+                continue
+        kept, by = earlier
+        if kept != value:
+            _pool_conflict(key, value, kept, "torch" if by == "torch" else f"an earlier model ({by})", model)
 
 
 def _inference_guard() -> Any:
@@ -311,7 +411,7 @@ class TorchScriptModel:
         except Exception as exc:
             empty = [k for k, v in prepared.items() if type(v) is list and not v]
             if not (empty and "infer type" in str(exc)):
-                raise CartonRuntimeError("E-RUNTIME-INFER", f"forward raised: {str(exc).strip()}") from exc
+                raise _infer_error(exc) from exc
             # torch could not type an empty list while converting the arguments (forward did
             # not run): go through the typed adapter
             out = self._run_adapted(prepared, empty[0])
@@ -368,7 +468,7 @@ class TorchScriptModel:
         try:
             return adapter(list(prepared), tensors, strs, lists)
         except Exception as exc:
-            raise CartonRuntimeError("E-RUNTIME-INFER", f"forward raised: {str(exc).strip()}") from exc
+            raise _infer_error(exc) from exc
 
     def _compile_adapter(self) -> Any:
         """The scripted adapter, compiled on first use; None (and ``_adapter_error``) when
@@ -472,4 +572,4 @@ def _other_out(key: str, value: Any) -> np.ndarray:
     )
 
 
-__all__ = ["TorchScriptModel", "TorchScriptRunner", "apply_opts"]
+__all__ = ["TorchScriptModel", "TorchScriptRunner", "apply_opts", "model_message", "thread_pool_settings"]

@@ -111,14 +111,14 @@ def test_self_tests_report_mismatches(tmp_path: Path) -> None:
     assert [r.passed for r in results] == [True, False, False, False, True, False]
     assert "values differ" in results[1].mismatches[0]
     assert "missing from the outputs" in results[3].mismatches[0]
-    assert "E-RUNTIME-INFER" in results[5].error
+    assert "E-RUNTIME-INPUT" in results[5].error and "'b' is missing" in results[5].error  # checked against the specs
     assert results[1].summary().startswith("FAIL wrong")
 
 
 def test_load_unpacked_both_apis() -> None:
     kwargs = dict(
         model_name="unpacked",
-        inputs=[cf.TensorSpec("a", "float32", None)],
+        inputs=[cf.TensorSpec("a", "float32", None), cf.TensorSpec("b", "string", None), cf.TensorSpec("c", "string", None)],  # all checked
         self_tests=[original_self_test()],
         misc_files={"x.txt": b"hello"},
         visible_device="cpu",
@@ -230,7 +230,7 @@ def test_async_errors_are_value_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         asyncio.run(carton.load(str(tmp_path / "nope.carton")))
     with pytest.raises(ValueError, match="Invalid format for device"):
-        asyncio.run(carton.load(str(tmp_path / "nope.carton"), visible_device="cuda:0"))
+        asyncio.run(carton.load(str(tmp_path / "nope.carton"), visible_device="cuda:x"))
 
 
 def test_missing_model_file(tmp_path: Path) -> None:

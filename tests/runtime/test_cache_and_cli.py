@@ -227,5 +227,5 @@ def test_cli_errors(tmp_path: Path, packed: Path, capsys: pytest.CaptureFixture[
     assert carton_main(["run", str(packed), "--device", "gpu"]) == 1
     assert "Invalid format for device" in capsys.readouterr().err
     assert carton_main(["run", str(packed), "--input", "noequals"]) == 2
-    assert carton_main(["run", str(packed), "--input", "a=[1]"]) == 1  # b and c missing: forward fails
-    assert "E-RUNTIME-INFER" in capsys.readouterr().err
+    assert carton_main(["run", str(packed), "--input", "a=[1]"]) == 1  # b and c missing: refused by the input specs
+    assert "E-RUNTIME-INPUT input 'b' is missing" in capsys.readouterr().err

@@ -138,7 +138,7 @@ def test_parse_visible_device(value: object, expected: DeviceSpec) -> None:
     assert parse_visible_device(value) == expected
 
 
-@pytest.mark.parametrize("value", ["gpu", "cuda:0", "MIG-5f9c8a1e", "-1", "", -1, True, 1.5])
+@pytest.mark.parametrize("value", ["gpu", "cuda:x", "MIG-5f9c8a1e", "-1", "", -1, True, 1.5])
 def test_malformed_visible_device(value: object) -> None:
     with pytest.raises(ValueError) as err:
         parse_visible_device(value)
