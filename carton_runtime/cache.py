@@ -1,7 +1,7 @@
 """The local cache: content-addressed by sha256, safe for several processes at once.
 
-Layout under the cache root (``CARTON_CACHE_DIR``, else the platform's user cache directory,
-e.g. ``~/.cache/carton``)::
+Layout under the cache root (``CARTON_CACHE_DIR``, else ``cache_dir`` in the config file, else
+``~/.carton/cache/`` as in the original; see :mod:`carton_runtime.config`)::
 
     files/<sha256>/file        a verified file (same layout as the original's download cache)
     files/<sha256>/info.json   where it came from (informational)
@@ -56,13 +56,11 @@ APP_NAME = "carton"
 
 
 def default_root() -> Path:
-    """``CARTON_CACHE_DIR`` if set, else the platform's user cache directory for carton."""
-    env = os.environ.get(ENV_CACHE_DIR)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
+    """The cache root: ``CARTON_CACHE_DIR``, else ``cache_dir`` in the config file, else
+    ``~/.carton/cache/`` (the original's default; see :mod:`carton_runtime.config`)."""
+    from .config import load_config
 
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+    return load_config().cache_dir
 
 
 def url_key(url: str) -> str:

@@ -60,6 +60,57 @@ def _default_framework_version() -> str:
 # -- pack ------------------------------------------------------------------------------------------
 
 
+def _parse_spec(text: str, flag: str) -> cf.TensorSpec:
+    """``NAME:DTYPE:SHAPE``: SHAPE ``*`` is any shape, else comma-separated dims (an int, a
+    symbolic name, or ``?`` for any size; empty for a scalar); SHAPE may be left out (any)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{flag} {text!r}: expected NAME:DTYPE[:SHAPE], e.g. x:float32:batch,3")
+    name, dtype = parts[0], parts[1]
+    shape_text = parts[2].strip() if len(parts) == 3 else "*"
+    shape: Any
+    if shape_text == "*":
+        shape = None
+    elif shape_text == "":
+        shape = []
+    else:
+        shape = []
+        for dim in (d.strip() for d in shape_text.split(",")):
+            if dim in ("?", "*"):
+                shape.append(None)
+            elif dim.isdigit():
+                shape.append(int(dim))
+            elif dim:
+                shape.append(dim)
+            else:
+                raise CartonRuntimeError("E-RUNTIME-ARG", f"{flag} {text!r}: empty dimension in shape {shape_text!r}")
+    return cf.TensorSpec(name, dtype, shape)
+
+
+def _load_npz(path: str, flag: str) -> dict[str, Any]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{flag}: cannot read {path} as .npz (keys = tensor names): {exc}") from None
+
+
+def _parse_self_test(text: str) -> cf.SelfTest:
+    """``INPUTS.npz[:EXPECTED.npz]`` (npz keys are tensor names)."""
+    inputs_path, sep, expected_path = text.partition(".npz:")
+    if sep:
+        inputs_path += ".npz"
+    else:
+        inputs_path = text
+    inputs = _load_npz(inputs_path, "--self-test")
+    expected = _load_npz(expected_path, "--self-test") if sep else None
+    return cf.SelfTest(inputs, name=Path(inputs_path).stem, expected_out=expected)
+
+
+def _output_exists(output: str) -> cf.CartonFormatError:
+    return cf.CartonFormatError("E-OUTPUT-EXISTS", f"{output} exists; pass --overwrite to replace it")
+
+
 def cmd_pack(args: argparse.Namespace) -> int:
     from .pack import pack
 
@@ -74,28 +125,44 @@ def cmd_pack(args: argparse.Namespace) -> int:
     for item in args.link or []:
         sha, url = _kv(item, "--link")
         links.setdefault(sha, []).append(url)
+    inputs = [_parse_spec(text, "--input") for text in args.input_spec or []] or None
+    outputs = [_parse_spec(text, "--output-spec") for text in args.output_spec or []] or None
+    self_tests = [_parse_self_test(text) for text in args.self_test or []] or None
     output = args.output or str(Path(args.model).with_suffix(".carton"))
-    path = pack(
-        args.model,
-        args.runner,
-        args.framework_version or (_default_framework_version() if args.runner == "torchscript" else "*"),
-        args.compat_version,
-        opts,
-        model_name=args.name,
-        short_description=args.short_description,
-        model_description=Path(args.description_file).read_text() if args.description_file else args.description,
-        license=args.license,
-        repository=args.repository,
-        homepage=args.homepage,
-        required_platforms=args.platform or None,
-        misc_files=misc or None,
-        linked_files=links or None,
-        output_path=output,
-        compression=args.compression,
-        overwrite=args.overwrite,
-    )
+    if not args.overwrite and (Path(output).exists() or Path(output).is_symlink()):
+        raise _output_exists(output)
+    try:
+        path = pack(
+            args.model,
+            args.runner,
+            args.framework_version or (_default_framework_version() if args.runner == "torchscript" else "*"),
+            args.compat_version,
+            opts,
+            model_name=args.name,
+            short_description=args.short_description,
+            model_description=Path(args.description_file).read_text() if args.description_file else args.description,
+            license=args.license,
+            repository=args.repository,
+            homepage=args.homepage,
+            required_platforms=args.platform or None,
+            inputs=inputs,
+            outputs=outputs,
+            self_tests=self_tests,
+            misc_files=misc or None,
+            linked_files=links or None,
+            output_path=output,
+            compression=args.compression,
+            overwrite=args.overwrite,
+            check_self_tests=not args.no_self_test_check,
+        )
+    except cf.CartonFormatError as exc:
+        if exc.code == "E-OUTPUT-EXISTS":
+            raise _output_exists(output) from None
+        raise
     with cf.read(path, verify_hashes=False) as archive:
         print(f"packed {path} ({Path(path).stat().st_size} bytes), manifest sha256 {archive.manifest_sha256}")
+    if self_tests and not args.no_self_test_check:
+        print(f"{len(self_tests)} self test(s) passed on the packed model")
     return EXIT_OK
 
 
@@ -402,6 +469,19 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--compression", choices=("stored", "zstd", "deflate"), default="stored")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument(
+        "--input", "--input-spec", dest="input_spec", action="append", metavar="NAME:DTYPE:SHAPE",
+        help="declare an input tensor; SHAPE '*' (any) or dims like 'batch,3' ('?' = any size) (repeatable)",
+    )
+    p.add_argument(
+        "--output-spec", dest="output_spec", action="append", metavar="NAME:DTYPE:SHAPE",
+        help="declare an output tensor, as --input (-o/--output names the archive) (repeatable)",
+    )
+    p.add_argument(
+        "--self-test", action="append", metavar="INPUTS.npz[:EXPECTED.npz]",
+        help="add a self test (npz keys = tensor names); run on the packed model unless --no-self-test-check (repeatable)",
+    )
+    p.add_argument("--no-self-test-check", action="store_true", help="do not run the self tests before writing the archive")
     p.set_defaults(func=_wrap(cmd_pack))
 
     p = subparsers.add_parser(

@@ -11,6 +11,16 @@ runner check that precedes a download), and downloaded once into the cache for l
 already in the cache is served from it after a cheap check that the server still has the same
 file (:func:`~carton_runtime.links_fetch.cached_archive`; offline, the cached copy is used).
 
+carton.pub (the original's ``http.rs``, ``HTTPFile::new``): a URL on the registry host
+(``CARTON_PUB_HOST``, default ``carton.pub``) is rewritten to the download host
+(``CARTON_PUB_DL_HOST``, default ``dl.`` + the registry host) without a request; then a HEAD
+request to that URL, and when the answer has an ``x-carton-dl-url`` header, that URL (an
+http(s) URL of ASCII text) names the archive.  Results are remembered for the process, like
+the original's ``DL_URL_CACHE``.  Unlike the original, only registry and download host URLs get
+the HEAD (other URLs cost no extra request).  The HEAD goes out under the user's URL's address
+policy (like a redirect), and so must the URL the header names; that URL is then the archive URL
+for everything that follows (the origin of its policy, the cache key, the model's source).
+
 Whatever the argument, a problem with it is a coded error naming it (``E-RUNTIME-ARG`` for a
 value that is no path or URL at all, ``E-RUNTIME-SOURCE`` for one that cannot be opened), never
 a raw ``ValueError`` or ``RuntimeError`` from the standard library.
@@ -20,18 +30,19 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 import carton_format as cf
 
 from .cache import Cache
 from .errors import CartonRuntimeError
-from .http_range import AddressPolicy, HttpRangeFile, RangeNotSupported, check_http_url
+from .http_range import AddressPolicy, HttpRangeFile, RangeNotSupported, check_http_url, host_classes, http_get, opener
 from .links_fetch import LinkFetcher, cached_archive, download_archive
 
 log = logging.getLogger(__name__)
@@ -42,8 +53,9 @@ class Location:
     """What the user named: ``kind`` is "file", "dir" or "http"."""
 
     kind: str
-    location: str  # the path, or the URL
+    location: str  # the path, or the URL (for a carton.pub URL, the archive URL it resolved to)
     path: Path | None = None
+    requested: str | None = None  # the registry URL the user named, when it was resolved
 
     @property
     def is_remote(self) -> bool:
@@ -52,8 +64,8 @@ class Location:
 
 
 def parse_location(url_or_path: Any, arg: str = "url_or_path") -> Location:
-    """Classify ``url_or_path`` (no I/O besides a stat for local paths); ``arg`` is the
-    argument's name, for error messages."""
+    """Classify ``url_or_path`` (no I/O besides a stat for local paths, and the HEAD request
+    that resolves a carton.pub URL); ``arg`` is the argument's name, for error messages."""
     if isinstance(url_or_path, os.PathLike):
         try:
             url_or_path = os.fspath(url_or_path)
@@ -73,6 +85,9 @@ def parse_location(url_or_path: Any, arg: str = "url_or_path") -> Location:
         scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
             check_http_url(url_or_path, arg)
+            resolved = resolve_registry_url(url_or_path)
+            if resolved != url_or_path:
+                return Location("http", resolved, requested=url_or_path)
             return Location("http", url_or_path)
         if scheme == "file":
             if parts.netloc not in ("", "localhost"):
@@ -89,6 +104,85 @@ def parse_location(url_or_path: Any, arg: str = "url_or_path") -> Location:
             name=arg,
         )
     return _local(url_or_path, url_or_path, arg)
+
+
+ENV_PUB_HOST = "CARTON_PUB_HOST"
+ENV_PUB_DL_HOST = "CARTON_PUB_DL_HOST"
+DL_URL_HEADER = "x-carton-dl-url"
+_dl_url_lock = threading.Lock()
+_dl_url_cache: dict[str, str] = {}
+
+
+def registry_hosts() -> tuple[str, str]:
+    """(registry host, download host), lower case, each ``host`` or ``host:port``."""
+    pub = (os.environ.get(ENV_PUB_HOST) or "carton.pub").strip().lower()
+    dl = (os.environ.get(ENV_PUB_DL_HOST) or f"dl.{pub}").strip().lower()
+    return pub, dl
+
+
+def _on_host(parts: Any, host: str) -> bool:
+    netloc = parts.netloc.lower()
+    return netloc == host or (":" not in host and (parts.hostname or "") == host and parts.port is None)
+
+
+class _HeadOpener:
+    """The module's guarded opener, sending HEAD instead of GET."""
+
+    def open(self, fullurl: Any, data: Any = None, timeout: float = 60.0) -> Any:
+        fullurl.method = "HEAD"
+        return opener().open(fullurl, data, timeout)
+
+
+def resolve_registry_url(url: str) -> str:
+    """The archive URL for ``url``: itself, unless it is on the registry or download host (see
+    the module docstring)."""
+    parts = urlsplit(url)
+    pub, dl = registry_hosts()
+    if _on_host(parts, pub):
+        target = urlunsplit((parts.scheme, dl, parts.path, parts.query, parts.fragment))
+    elif _on_host(parts, dl):
+        target = url
+    else:
+        return url
+    with _dl_url_lock:
+        known = _dl_url_cache.get(url)
+    if known is not None:
+        return known
+    policy = AddressPolicy(url)
+    response = http_get(target, {"Accept-Encoding": "identity"}, opener=_HeadOpener(), policy=policy)
+    try:
+        named = response.headers.get(DL_URL_HEADER)
+    finally:
+        response.close()
+    resolved = target if named is None else _check_dl_url(url, target, named, policy)
+    with _dl_url_lock:
+        _dl_url_cache[url] = resolved
+    return resolved
+
+
+def _check_dl_url(url: str, target: str, named: str, policy: AddressPolicy) -> str:
+    where = f"{url}: the {DL_URL_HEADER} header of {target}"
+    named = named.strip()
+    if not named.isascii() or not named.isprintable() or not named:
+        raise CartonRuntimeError("E-RUNTIME-HTTP", f"{where} is not an ASCII URL: {named!r}")
+    try:
+        parts = urlsplit(named)
+    except ValueError as exc:
+        raise CartonRuntimeError("E-RUNTIME-HTTP", f"{where} is a malformed URL {named!r}: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise CartonRuntimeError("E-RUNTIME-HTTP", f"{where} is not an http(s) URL: {named!r}")
+    try:
+        check_http_url(named)
+    except CartonRuntimeError as exc:
+        raise CartonRuntimeError("E-RUNTIME-HTTP", f"{where} is not a usable URL: {exc}") from None
+    refused = sorted(kind for kind in host_classes(parts.hostname) if not policy.allows(kind))
+    if refused:
+        raise CartonRuntimeError(
+            "E-RUNTIME-HTTP",
+            f"{where} names {named}, refused: requests for {url} may not reach {' or '.join(refused)} addresses "
+            f"(set CARTON_ALLOW_PRIVATE_URLS=1 to allow them)",
+        )
+    return named
 
 
 def _printable(text: str) -> str:
@@ -213,4 +307,16 @@ def open_url_source(url: str, limits: cf.Limits = cf.DEFAULT_LIMITS) -> cf.Archi
         raise
 
 
-__all__ = ["Location", "OpenedArchive", "open_location", "open_url_source", "parse_location", "remote_archive"]
+__all__ = [
+    "DL_URL_HEADER",
+    "ENV_PUB_DL_HOST",
+    "ENV_PUB_HOST",
+    "Location",
+    "OpenedArchive",
+    "open_location",
+    "open_url_source",
+    "parse_location",
+    "registry_hosts",
+    "remote_archive",
+    "resolve_registry_url",
+]

@@ -163,14 +163,21 @@ def _temporary_output(prefix: str) -> Path:
     return Path(name)
 
 
-@_takes_pack_args(keyword_only=(("output_path", None), ("compression", "stored"), ("overwrite", False)))
-def pack(path: Any, args: PackArgs, *, output_path: Any, compression: str, overwrite: bool) -> str:
-    """Pack ``path`` into a .carton; returns its path (a new temporary file unless ``output_path``)."""
+@_takes_pack_args(
+    keyword_only=(("output_path", None), ("compression", "stored"), ("overwrite", False), ("check_self_tests", True))
+)
+def pack(path: Any, args: PackArgs, *, output_path: Any, compression: str, overwrite: bool, check_self_tests: bool) -> str:
+    """Pack ``path`` into a .carton; returns its path (a new temporary file unless ``output_path``).
+
+    ``path`` is what the runner packs (for torchscript: a ``torch.jit.save`` file, a directory
+    holding model.pt, or a ``torch.jit.ScriptModule``).  Unless ``check_self_tests=False``, the
+    given self tests are run on the packed archive before returning; if any fails, the archive
+    is removed and an ``E-RUNTIME-INFER`` error lists the failures."""
     info = args.to_info()
     runner = _runner_for_pack(info)
     if runner is not None and info.runner.runner_compat_version is None:
         info.runner.runner_compat_version = runner.runner_compat_version
-    source = Path(os.fspath(path))
+    source = _pack_source(path, runner)
     if output_path is None:
         target, overwrite = _temporary_output("carton-"), True
     else:
@@ -183,7 +190,53 @@ def pack(path: Any, args: PackArgs, *, output_path: Any, compression: str, overw
             if output_path is None:
                 target.unlink(missing_ok=True)
             raise
+        if check_self_tests and args.self_tests:
+            try:
+                _check_self_tests(target, runner, args, model_dir, Path(work))
+            except BaseException:
+                target.unlink(missing_ok=True)  # never leave an archive whose self tests fail
+                raise
     return str(target)
+
+
+def _pack_source(path: Any, runner: Any) -> Any:
+    """``path`` as a Path, or as given when it is a model object the runner packs itself
+    (a ``torch.jit.ScriptModule`` for torchscript)."""
+    if isinstance(path, (str, os.PathLike)):
+        return Path(os.fspath(path))
+    if runner is not None and callable(getattr(runner, "pack", None)) and getattr(runner, "runner_name", None) == "torchscript":
+        return path  # the runner saves a ScriptModule, or says why it cannot pack this object
+    raise CartonRuntimeError("E-RUNTIME-ARG", f"path must be a path (str or os.PathLike), not {type(path).__name__}", name="path")
+
+
+def _check_self_tests(target: Path, runner: Any, args: PackArgs, model_dir: Path, work: Path) -> None:
+    """Run the self tests on the packed model; a coded error listing the failures if any fails."""
+    if runner is None:
+        log.info("pack: no installed runner named %r; self tests not run", args.runner_name)
+        return
+    if args.linked_files:
+        # the archive leaves linked files out (loading it would fetch them): check the model files packed
+        info = args.to_info(lazy_values.get())
+        runner_model = runner.load(DirectoryModelFiles(model_dir), device=parse_visible_device(None), opts=dict(info.runner.opts or {}))
+        model = BlockingCarton(info, runner_model, runner=runner, device=getattr(runner_model, "device", None), source=str(target))
+    else:
+        from . import loader
+        from .cache import Cache
+
+        # what carton_runtime.sync.load does, with a throwaway cache (packing leaves the user's cache
+        # alone); the installed framework may differ from the required one on purpose
+        options = loader.LoadOptions(override_required_framework_version="*")
+        model = loader.load(target, options, cache=Cache(work / "self-test-cache"))
+    with model:
+        results = model.run_self_tests()
+    failed = [r for r in results if not r.passed]
+    if failed:
+        listing = "; ".join(r.summary() for r in failed)
+        raise CartonRuntimeError(
+            "E-RUNTIME-INFER",
+            f"{len(failed)} of {len(results)} self tests failed on the packed model, so the archive was removed: {listing} "
+            "(fix the model or the expected outputs; check_self_tests=False packs without running them)",
+        )
 
 
 def _plain_dir(path: Path) -> Path:
@@ -206,7 +259,7 @@ def load_unpacked(path: Any, args: PackArgs, *, visible_device: Any) -> Blocking
         info.runner.runner_compat_version = runner.runner_compat_version
     work = tempfile.TemporaryDirectory(prefix="carton-unpacked-")
     try:
-        model_dir = pack_model_dir(runner, Path(os.fspath(path)), Path(work.name))
+        model_dir = pack_model_dir(runner, _pack_source(path, runner), Path(work.name))
         runner_model = runner.load(DirectoryModelFiles(model_dir), device=device, opts=dict(info.runner.opts or {}))
     except BaseException:
         work.cleanup()

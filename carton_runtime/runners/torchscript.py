@@ -38,9 +38,12 @@ array (the original always copied).
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import re
 import shutil
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -112,8 +115,15 @@ class TorchScriptRunner:
 
     # -- packing ------------------------------------------------------------------------------
 
-    def pack(self, path: Path, work_dir: Path) -> Path:
-        """The model directory for a TorchScript file (or a directory holding model.pt)."""
+    def pack(self, path: Any, work_dir: Path) -> Path:
+        """The model directory for a TorchScript file, a ``torch.jit.ScriptModule`` (saved with
+        ``torch.jit.save``) or a directory holding model.pt.  A file must be a TorchScript archive:
+        ``torch.save`` output (a pickled module or a state_dict) is refused, found from the zip's
+        member names and the pickle's first opcodes only (never unpickled)."""
+        if _is_script_module(path):
+            return _save_script_module(path, work_dir)
+        if not isinstance(path, (str, os.PathLike)):
+            raise CartonRuntimeError("E-RUNTIME-ARG", _not_torchscript(f"a {type(path).__name__} object", _module_kind(path)))
         path = Path(path)
         if path.is_dir():
             if not (path / MODEL_FILE).is_file():
@@ -121,6 +131,9 @@ class TorchScriptRunner:
             return path
         if not path.is_file():
             raise CartonRuntimeError("E-RUNTIME-ARG", f"{path}: no such TorchScript file")
+        problem = torchscript_file_problem(path)
+        if problem is not None:
+            raise CartonRuntimeError("E-RUNTIME-ARG", _not_torchscript(str(path), problem))
         model_dir = work_dir / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
         target = model_dir / MODEL_FILE
@@ -153,6 +166,127 @@ class TorchScriptRunner:
                 raise CartonRuntimeError("E-RUNTIME-RUNNER", f"model/{MODEL_FILE} is not a loadable TorchScript file: {_first_line(exc)}") from None
         module.eval()
         return TorchScriptModel(module, torch_device)
+
+
+# -- pack checks ----------------------------------------------------------------------------------
+
+_HINT = (
+    "script or trace it first: torch.jit.save(torch.jit.script(model), PATH) "
+    "or torch.jit.save(torch.jit.trace(model, example), PATH), then pack PATH "
+    "(or pass the torch.jit.ScriptModule to pack directly)"
+)
+
+
+def _not_torchscript(what: str, problem: str) -> str:
+    return f"{what} is not a TorchScript archive (what the torchscript runner loads): {problem}; {_HINT}"
+
+
+def _is_script_module(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    jit = getattr(torch, "jit", None) if torch is not None else None
+    cls = getattr(jit, "ScriptModule", None)
+    return cls is not None and isinstance(obj, cls)
+
+
+def _module_kind(obj: Any) -> str:
+    torch = sys.modules.get("torch")
+    module_cls = getattr(getattr(torch, "nn", None), "Module", None) if torch is not None else None
+    if module_cls is not None and isinstance(obj, module_cls):
+        return "an eager torch.nn.Module, not a ScriptModule"
+    if isinstance(obj, dict):
+        return "a dict (a state_dict?) holds weights only, not the model's code"
+    return "pack takes a path or a torch.jit.ScriptModule"
+
+
+def _save_script_module(module: Any, work_dir: Path) -> Path:
+    import torch
+
+    model_dir = Path(work_dir) / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.save is deprecated
+            torch.jit.save(module, str(model_dir / MODEL_FILE))
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and friends
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"torch.jit.save failed for the ScriptModule: {_first_line(exc)}") from None
+    return model_dir
+
+
+_PICKLE_PROBE = 4096
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
+
+
+def _pickle_kind(head: bytes) -> str:
+    """What a pickle holds, from its first opcodes only (``pickletools.genops`` parses, it
+    never executes): the first global it names, or its first container opcode."""
+    import pickletools
+
+    strings: list[str] = []
+    stream = io.BytesIO(head)
+    try:
+        first = [(op.name, arg) for op, arg, _pos in pickletools.genops(stream)]
+        if [name for name, _ in first if name not in ("PROTO", "FRAME")] == ["LONG1", "STOP"] and first[-2][1] == _LEGACY_MAGIC:
+            # torch's legacy format: pickles of the magic number, the protocol and sys info, then the data
+            for _ in range(2):
+                for _item in pickletools.genops(stream):
+                    pass
+        else:
+            stream.seek(0)
+        for opcode, arg, _pos in pickletools.genops(stream):
+            name = opcode.name
+            if name in ("PROTO", "FRAME", "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "MARK"):
+                continue
+            if name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "SHORT_BINSTRING", "BINSTRING"):
+                strings.append(str(arg))
+                continue
+            if name == "GLOBAL":
+                return _global_kind(str(arg).replace(" ", "."))
+            if name == "STACK_GLOBAL" and len(strings) >= 2:
+                return _global_kind(f"{strings[-2]}.{strings[-1]}")
+            if name in ("EMPTY_DICT", "DICT"):
+                return "a pickled dict (torch.save of a state_dict?) holds weights only, not the model's code"
+            break
+    except Exception:  # noqa: BLE001 - a truncated probe or a non-pickle: judged by what was seen
+        pass
+    return "a pickle (torch.save output?), not TorchScript"
+
+
+def _global_kind(qualified: str) -> str:
+    if qualified in ("collections.OrderedDict", "builtins.dict", "__builtin__.dict"):
+        return "a state_dict (torch.save(model.state_dict())) holds weights only, not the model's code"
+    return f"a pickled {qualified} object (torch.save(model)), which needs its Python class to load"
+
+
+def torchscript_file_problem(path: Path) -> str | None:
+    """None when ``path`` looks like ``torch.jit.save`` output (a zip with ``<name>/code/`` and
+    ``<name>/constants.pkl``), else what it seems to be.  Nothing is unpickled."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_PICKLE_PROBE)
+    except OSError as exc:
+        return f"cannot read it: {exc}"
+    if not head:
+        return "the file is empty"
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+                code = any(n.split("/", 1)[-1].startswith("code/") for n in names if "/" in n)
+                constants = any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in names)
+                data = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+                if code and constants:
+                    return None
+                if data:
+                    with zf.open(data[0]) as member:
+                        return _pickle_kind(member.read(_PICKLE_PROBE))
+        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+            return f"an unreadable zip ({exc})"
+        return "a zip without TorchScript's code/ and constants.pkl members"
+    if head[:1] == b"\x80":
+        return _pickle_kind(head)
+    return "neither a zip (TorchScript archive) nor a pickle"
 
 
 def _describe(files: Any) -> str:

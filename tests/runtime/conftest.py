@@ -207,6 +207,7 @@ class Server:
     counts: dict[str, int] = field(default_factory=dict)  # requests per path, for /fail-from/
     stalled: set[str] = field(default_factory=set)  # paths whose one stalled download happened (/stall-once/)
     stop_stalling: threading.Event = field(default_factory=threading.Event)
+    dl_headers: dict[str, str] = field(default_factory=dict)  # path -> x-carton-dl-url sent on HEAD (carton.pub)
 
     def url(self, name: str) -> str:
         return f"{self.base}/{name}"
@@ -235,6 +236,7 @@ class Server:
             self.log.clear()
             self.counts.clear()
             self.stalled.clear()
+            self.dl_headers.clear()
         self.stop_stalling.clear()
 
     def count(self, path: str) -> int:
@@ -463,6 +465,10 @@ def _handler(server: Server) -> type:
             self.close_connection = True
 
         def do_HEAD(self) -> None:
+            with server.lock:
+                dl_url = server.dl_headers.get(self.path.split("?")[0])
+            if dl_url is not None:  # a carton.pub download host: the header names the archive
+                return self._send(200, b"", {"x-carton-dl-url": dl_url}, head=True)
             target = server.root / self.path.lstrip("/")
             self._send(200 if target.is_file() else 404, b"", {}, head=True)
 

@@ -1,0 +1,115 @@
+"""Configuration, as the original documents it (``source/carton-utils/src/config.rs``).
+
+Three directories, each from (highest precedence first) an environment variable, a key of the
+TOML config file, or a default:
+
+=================  ==========================  ======================  =========================
+setting            environment                 config.toml key         default
+=================  ==========================  ======================  =========================
+cache_dir          ``CARTON_CACHE_DIR``        ``cache_dir``           ``~/.carton/cache/``
+runner_dir         ``CARTON_RUNNER_DIR``       ``runner_dir``          ``~/.carton/runners/``
+runner_data_dir    ``CARTON_RUNNER_DATA_DIR``  ``runner_data_dir``     ``~/.carton/runner_data/``
+=================  ==========================  ======================  =========================
+
+The config file is ``CARTON_CONFIG_PATH`` when set, else ``~/.carton/config.toml`` (a missing
+default file means "all defaults").  ``~`` is expanded in every value.  Unknown keys are ignored
+(as the original's serde struct does).  Where the original panics (``CARTON_CONFIG_PATH`` naming
+no file, a file that is not TOML, a value of the wrong type), this is an ``E-RUNTIME-ARG`` error
+naming the file.  An empty environment variable counts as unset.  The file is read on every
+:func:`load_config` call (it is small), so changes to the environment take effect at once.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CartonRuntimeError
+
+ENV_CONFIG_PATH = "CARTON_CONFIG_PATH"
+DEFAULT_CONFIG_PATH = "~/.carton/config.toml"
+
+#: setting -> (environment variable, default)
+SETTINGS: dict[str, tuple[str, str]] = {
+    "cache_dir": ("CARTON_CACHE_DIR", "~/.carton/cache/"),
+    "runner_dir": ("CARTON_RUNNER_DIR", "~/.carton/runners/"),
+    "runner_data_dir": ("CARTON_RUNNER_DATA_DIR", "~/.carton/runner_data/"),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration; ``config_path`` is the file consulted (``config_loaded``:
+    whether it existed and was read)."""
+
+    cache_dir: Path
+    runner_dir: Path
+    runner_data_dir: Path
+    config_path: Path
+    config_loaded: bool = False
+
+
+def _expand(text: str, where: str) -> Path:
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:  # "~nosuchuser/..."
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{where}: cannot expand {text!r}: {exc}") from None
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value or None
+
+
+def config_path() -> tuple[Path, bool]:
+    """(the config file's path, whether it was named by ``CARTON_CONFIG_PATH``)."""
+    named = _env(ENV_CONFIG_PATH)
+    if named is not None:
+        return _expand(named, ENV_CONFIG_PATH), True
+    return _expand(DEFAULT_CONFIG_PATH, "config"), False
+
+
+def _read_file(path: Path, named: bool) -> dict[str, Any] | None:
+    shown = f"config file {path}" + (f" ({ENV_CONFIG_PATH})" if named else "")
+    try:
+        if not path.exists():
+            if named:
+                raise CartonRuntimeError("E-RUNTIME-ARG", f"{ENV_CONFIG_PATH} names {path}, which does not exist", name=ENV_CONFIG_PATH)
+            return None
+        raw = path.read_bytes()
+    except CartonRuntimeError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{shown}: cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{shown}: not UTF-8 text: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{shown}: not valid TOML: {exc}") from None
+    for key in SETTINGS:
+        if key in data and (not isinstance(data[key], str) or not data[key] or "\0" in data[key]):
+            raise CartonRuntimeError("E-RUNTIME-ARG", f"{shown}: {key} must be a non-empty path string, not {data[key]!r}", name=key)
+    return data
+
+
+def load_config() -> Config:
+    """The effective configuration: environment > config file > defaults."""
+    path, named = config_path()
+    data = _read_file(path, named)
+    values: dict[str, Path] = {}
+    for key, (env_name, default) in SETTINGS.items():
+        env = _env(env_name)
+        if env is not None:
+            values[key] = _expand(env, env_name)
+        elif data is not None and key in data:
+            values[key] = _expand(data[key], f"config file {path}: {key}")
+        else:
+            values[key] = _expand(default, key)
+    return Config(config_path=path, config_loaded=data is not None, **values)
+
+
+__all__ = ["DEFAULT_CONFIG_PATH", "ENV_CONFIG_PATH", "SETTINGS", "Config", "config_path", "load_config"]
