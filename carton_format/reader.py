@@ -20,7 +20,7 @@ from . import _schema
 from ._paths import portability_problem
 from ._toml import parse_toml
 from .dtypes import NESTED_DTYPE, NUMERIC_DTYPES, STRING_DTYPE
-from .errors import CartonError, CartonFormatError, Finding, FindingCollector, ValidationStopped
+from .errors import LENIENT_WARNINGS, CartonError, CartonFormatError, Finding, FindingCollector, ValidationStopped
 from .integrity import CHUNK_SIZE, hash_stream, mismatch_error, verified_stream
 from .lazy import DEFAULT_LAZY, LazyFactories
 from .limits import DEFAULT_LIMITS, Limits, checked_limits
@@ -108,11 +108,11 @@ class CartonArchive:
             raise err
         self._collect.error(err)
 
-    def _nonconforming(self, code: str, message: str, lenient_warning: str, **where: str | None) -> None:
-        """A writer-side MUST broken in a way a reader can live with: an error for ``validate()``
-        (the archive does not conform), a warning (``lenient_warning``) for ``read()``."""
+    def _nonconforming(self, lenient_warning: str, message: str, **where: str | None) -> None:
+        """A writer-side MUST broken in a way a reader can live with: for ``validate()`` the error
+        that ``LENIENT_WARNINGS`` names (the archive does not conform), for ``read()`` the warning."""
         if self._collect is not None:
-            self._collect.error(CartonFormatError(code, message, **where))
+            self._collect.error(CartonFormatError(LENIENT_WARNINGS[lenient_warning], message, **where))
         else:
             self._warnings.warn(lenient_warning, message, **where)
 
@@ -164,7 +164,7 @@ class CartonArchive:
             raise CartonFormatError("E-STRUCTURE-MISSING", "the archive has no MANIFEST" + _not_a_carton_hint(self._files), member=MANIFEST_PATH)
         manifest = parse_manifest(read_member(self._source, MANIFEST_PATH, self._limits.max_manifest_bytes), self._limits)
         if not manifest.sorted:
-            self._nonconforming("E-MANIFEST-UNSORTED", "lines are not sorted by path", "W-MANIFEST-UNSORTED", member=MANIFEST_PATH)
+            self._nonconforming("W-MANIFEST-UNSORTED", "lines are not sorted by path", member=MANIFEST_PATH)
         return manifest
 
     def _load_links(self) -> Links | None:
@@ -176,9 +176,9 @@ class CartonArchive:
         links = links_from_document(document)
         if links.version != 1:
             said = "missing" if links.version is None else f"{links.version}"
-            self._nonconforming("E-LINKS-INVALID", f"version is {said}, expected 1", "W-LINKS-VERSION", member=LINKS_PATH, key="version")
+            self._nonconforming("W-LINKS-VERSION", f"version is {said}, expected 1", member=LINKS_PATH, key="version")
         for sha in sorted(set(links.urls) - self.manifest_info.hashes()):
-            self._nonconforming("E-LINKS-INVALID", f"{sha} names no MANIFEST entry", "W-LINKS-UNUSED", member=LINKS_PATH, key=f"urls.{sha}")
+            self._nonconforming("W-LINKS-UNUSED", f"{sha} names no MANIFEST entry", member=LINKS_PATH, key=f"urls.{sha}")
         return links
 
     def _check_schema(self, document: dict[str, Any], schema: str, member: str) -> None:
@@ -206,7 +206,7 @@ class CartonArchive:
                     CartonFormatError("E-MANIFEST-MISSING-FILE", "is listed in MANIFEST but neither in the archive nor in LINKS", member=path)
                 )
         if not any(p.startswith("model/") for p in listed):
-            self._nonconforming("E-STRUCTURE-MISSING", "nothing is listed under model/", "W-MODEL-EMPTY", member="model/")
+            self._nonconforming("W-MODEL-EMPTY", "nothing is listed under model/", member="model/")
 
     def linked_urls(self, path: str) -> list[str]:
         """URLs for a MANIFEST path that the zip leaves out (empty when it is in the zip)."""
@@ -251,17 +251,14 @@ class CartonArchive:
             self._report(CartonFormatError(exc.code, exc.message, member=CARTON_TOML, key="runner.required_framework_version"))
         if "runner_compat_version" not in runner:
             self._nonconforming(
-                "E-SCHEMA",
-                "is missing; writers always write it (the original's reader requires it)",
                 "W-RUNNER-COMPAT-MISSING",
+                "is missing; writers always write it (the original's reader requires it)",
                 member=CARTON_TOML,
                 key="runner.runner_compat_version",
             )
         short = document.get("short_description")
         if isinstance(short, str) and short_description_too_long(short):
-            self._nonconforming(
-                "E-SCHEMA", "is longer than 100 characters", "W-SHORT-DESCRIPTION", member=CARTON_TOML, key="short_description"
-            )
+            self._nonconforming("W-SHORT-DESCRIPTION", "is longer than 100 characters", member=CARTON_TOML, key="short_description")
         for key in sorted(set(document) - KNOWN_TOP_LEVEL_KEYS):
             self._warn("W-UNKNOWN-KEY", "unknown key ignored", member=CARTON_TOML, key=key)
         if fatal:  # in collect mode the errors were recorded; the info cannot be built
@@ -270,7 +267,7 @@ class CartonArchive:
 
     def _load_index(self) -> TensorIndex:
         if INDEX_PATH not in self.manifest_info.entries:
-            self._nonconforming("E-STRUCTURE-MISSING", "is missing; treated as empty", "W-TENSOR-INDEX-MISSING", member=INDEX_PATH)
+            self._nonconforming("W-TENSOR-INDEX-MISSING", "is missing; treated as empty", member=INDEX_PATH)
             return TensorIndex.empty()
         document = parse_toml(self._read_small(INDEX_PATH, self._limits.max_toml_bytes, "E-LIMIT-TOML-SIZE"), INDEX_PATH, self._limits)
         self._check_schema(document, "tensor-index", INDEX_PATH)

@@ -228,13 +228,18 @@ class Cache:
             os.utime(path.parent)
         return path
 
+    def _file_lock(self, key: str) -> Any:
+        """The inter-process file lock of ``key`` (``locks/<key>.lock``), not yet acquired."""
+        import filelock
+
+        return filelock.FileLock(str(self._dir("locks") / f"{key}.lock"), thread_local=False)
+
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         """An inter-process lock for ``key`` (a sha256 or a URL key)."""
         import filelock
 
-        lock_path = self._dir("locks") / f"{key}.lock"
-        lock = filelock.FileLock(str(lock_path), thread_local=False)
+        lock = self._file_lock(key)
         try:
             lock.acquire(timeout=1)
         except filelock.Timeout:
@@ -250,8 +255,7 @@ class Cache:
         """Hold the lock for ``key`` if nobody holds it now (yields True), else yield False at once."""
         import filelock
 
-        lock_path = self._dir("locks") / f"{key}.lock"
-        lock = filelock.FileLock(str(lock_path), thread_local=False)
+        lock = self._file_lock(key)
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:

@@ -508,14 +508,16 @@ def register(subparsers: Any) -> None:
 def _register_cache(subparsers: Any) -> None:
     cache = subparsers.add_parser(
         "cache", help="list, inspect, clear or prune the local cache",
-        description="Manage the local cache (CARTON_CACHE_DIR, else the platform user cache directory). "
+        description="Manage the local cache (CARTON_CACHE_DIR, else cache_dir in ~/.carton/config.toml, else ~/.carton/cache). "
         "Exit codes: 0 success, 1 failure, 2 usage error.",
     )
     sub = cache.add_subparsers(dest="cache_command", metavar="SUBCOMMAND")
     sub.required = True
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--cache-dir", default=None, help="the cache root (default: CARTON_CACHE_DIR, else the platform user cache)")
+        p.add_argument(
+            "--cache-dir", default=None, help="the cache root (default: CARTON_CACHE_DIR, else the config file's cache_dir, else ~/.carton/cache)"
+        )
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser(
