@@ -16,7 +16,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,runtime]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,runtime,hf]'
 	$(PY) -m pip install --quiet -c constraints.txt --only-binary=:all: atheris \
 		|| echo "note: no atheris wheel for this Python; fuzzing and tests/test_fuzz_smoke.py are skipped"
 	touch $@

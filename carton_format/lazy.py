@@ -96,10 +96,13 @@ MiscFileFactory = Callable[[str | None, "int | None", Callable[[], IO[bytes]]], 
 @dataclass(frozen=True)
 class LazyFactories:
     """The constructors ``read()`` uses for lazy values (same arguments as LazyTensor and
-    LazyMiscFile; both must provide ``of()`` for in-memory values)."""
+    LazyMiscFile; both must provide ``of()`` for in-memory values), and optionally the
+    SelfTest / Example subclasses it builds (None: the format layer's own)."""
 
     tensor: Any = LazyTensor
     misc_file: Any = LazyMiscFile
+    self_test: Any = None
+    example: Any = None
 
     def wrap(self, value: Any) -> Any:
         """An in-memory tensor or misc value as a lazy value of these classes (lazy values of

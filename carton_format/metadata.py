@@ -13,6 +13,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
+from .dtypes import DTYPES
 from .errors import CartonFormatError
 from .lazy import LazyMiscFile, LazyTensor
 
@@ -30,13 +31,22 @@ ANY = "*"
 
 @dataclass
 class TensorSpec:
-    """Declared input or output of a model."""
+    """Declared input or output of a model.  ``dtype`` and ``shape`` are checked when set (on
+    construction and on assignment), as the original's bindings do: a bad one raises
+    E-ARG-INVALID (a ``ValueError``) at once instead of when the archive is written."""
 
     name: str
     dtype: str
     shape: Shape
     description: str | None = None
     internal_name: str | None = None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key == "dtype":
+            value = check_dtype(value)
+        elif key == "shape":
+            value = check_shape(value)
+        object.__setattr__(self, key, value)
 
 
 @dataclass
@@ -99,6 +109,36 @@ def short_description_too_long(text: str) -> bool:
     return len(text.encode("utf-8")) > MAX_SHORT_DESCRIPTION and len(text) > MAX_SHORT_DESCRIPTION
 
 
+_DTYPE_NAMES = frozenset(DTYPES)
+_MAX_DIM = 2**64
+
+
+def check_dtype(value: Any) -> str:
+    """``value`` if it is one of the original's DataType names, else E-ARG-INVALID at ``dtype``."""
+    if isinstance(value, str) and value in _DTYPE_NAMES:
+        return value
+    raise CartonFormatError("E-ARG-INVALID", f"Invalid datatype: `{value}` (expected one of {', '.join(DTYPES)})", key="dtype")
+
+
+def check_shape(value: Any) -> Shape:
+    """A shape in the Python encoding (None, a str, or a list of non-negative int / str / None);
+    tuples become lists and numpy integers ints; anything else raises E-ARG-INVALID at ``shape``."""
+    if value is None or isinstance(value, str):
+        return value
+    if not isinstance(value, (list, tuple)):
+        raise CartonFormatError("E-ARG-INVALID", f"must be None, a str or a list of dimensions, not {type(value).__name__}", key="shape")
+    dims = value if isinstance(value, list) else list(value)
+    for i, dim in enumerate(dims):
+        if dim is None or isinstance(dim, str) or (type(dim) is int and 0 <= dim < _MAX_DIM):
+            continue
+        if isinstance(dim, np.integer) and 0 <= dim < _MAX_DIM:
+            dims = dims if dims is not value else list(dims)
+            dims[i] = int(dim)
+            continue
+        raise CartonFormatError("E-ARG-INVALID", f"must be a non-negative int, a str or None, not {dim!r}", key=f"shape[{i}]")
+    return dims
+
+
 # ---------------------------------------------------------------------------------------------
 # Python -> TOML
 
@@ -108,24 +148,17 @@ def _arg_error(key: str, message: str) -> CartonFormatError:
 
 
 def shape_to_toml(shape: Shape, key: str) -> str | list[int | str]:
-    """A Python shape as carton.toml spells it (``None`` becomes ``"*"``); a bad one raises E-ARG-INVALID at ``key``."""
+    """A Python shape as carton.toml spells it (``None`` becomes ``"*"``); a bad one (see
+    :func:`check_shape`) raises E-ARG-INVALID at ``key``."""
+    try:
+        shape = check_shape(shape)
+    except CartonFormatError as exc:
+        raise _arg_error(key + (exc.key or "")[len("shape"):], exc.message) from None
     if shape is None:
         return ANY
     if isinstance(shape, str):
         return shape
-    if not isinstance(shape, (list, tuple)):
-        raise _arg_error(key, f"must be None, a str or a list, not {type(shape).__name__}")
-    dims: list[int | str] = []
-    for i, dim in enumerate(shape):
-        if dim is None:
-            dims.append(ANY)
-        elif isinstance(dim, str):
-            dims.append(dim)
-        elif isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) and 0 <= dim < 2**64:
-            dims.append(int(dim))
-        else:
-            raise _arg_error(f"{key}[{i}]", f"must be a non-negative int, a str or None, not {dim!r}")
-    return dims
+    return [ANY if dim is None else dim for dim in shape]
 
 
 def tensor_spec_to_toml(spec: TensorSpec, key: str) -> dict[str, Any]:
@@ -265,12 +298,19 @@ def info_from_document(
     doc: dict[str, Any],
     resolve: Callable[[str, str], Any],
     misc_files: dict[str, LazyMiscFile] | None,
+    *,
+    self_test_class: type[SelfTest] | None = None,
+    example_class: type[Example] | None = None,
 ) -> CartonInfo:
     """Build a CartonInfo from a schema-checked carton.toml document.
 
     ``resolve(reference, key_path)`` turns ``@tensor_data/...`` and ``@misc/...`` strings into lazy
-    values (and raises E-REF-DANGLING for references that name nothing).
+    values (and raises E-REF-DANGLING for references that name nothing).  ``self_test_class`` /
+    ``example_class`` (subclasses of SelfTest / Example, e.g. another API's) build the tests and
+    examples, so that API's ``isinstance`` checks hold for what it reads.
     """
+    self_test_cls = self_test_class or SelfTest
+    example_cls = example_class or Example
 
     def resolve_map(mapping: dict[str, str], key: str) -> dict[str, Any]:
         return {name: resolve(ref, f"{key}.{name}") for name, ref in mapping.items()}
@@ -281,7 +321,7 @@ def info_from_document(
         for i, item in enumerate(doc["self_test"]):
             expected = item.get("expected_out")
             self_tests.append(
-                SelfTest(
+                self_test_cls(
                     inputs=resolve_map(item["inputs"], f"self_test[{i}].inputs"),
                     name=item.get("name"),
                     description=item.get("description"),
@@ -291,7 +331,7 @@ def info_from_document(
     examples = None
     if "example" in doc:
         examples = [
-            Example(
+            example_cls(
                 inputs=resolve_map(item["inputs"], f"example[{i}].inputs"),
                 sample_out=resolve_map(item["sample_out"], f"example[{i}].sample_out"),
                 name=item.get("name"),
@@ -329,6 +369,8 @@ __all__ = [
     "Shape",
     "TensorSpec",
     "TensorValue",
+    "check_dtype",
+    "check_shape",
     "info_from_document",
     "info_to_document",
     "runner_from_toml",

@@ -157,7 +157,9 @@ class CartonArchive:
         self._check_member_set()
         document = self._load_carton_toml()
         self.tensor_index = self._load_index()
-        self.info = info_from_document(document, self._resolve_reference, self._misc_files())
+        self.info = info_from_document(
+            document, self._resolve_reference, self._misc_files(), self_test_class=self._lazy.self_test, example_class=self._lazy.example
+        )
 
     def _load_manifest(self) -> Manifest:
         if MANIFEST_PATH not in self._files:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from .errors import CartonError, CartonFormatError, Finding, FindingCollector, ValidationStopped
 from .limits import DEFAULT_LIMITS, Limits, checked_limits
-from .reader import CartonArchive, check_source_argument
+from .reader import CartonArchive, LinkedFetcher, check_source_argument
 from .sources import ArchiveSource, PathOrFile, open_source
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ def validate(
     verify_hashes: bool = True,
     limits: Limits = DEFAULT_LIMITS,
     progress: bool | None = None,
+    fetch_linked: LinkedFetcher | None = None,
 ) -> ValidationReport:
     """Check an archive (a ``.carton`` path, an unpacked directory, a seekable binary file or
     an ArchiveSource) against the v1 spec and report every finding.
@@ -73,6 +74,8 @@ def validate(
     end the check.  Nothing under ``model/`` is ever deserialised.  Never raises (but for
     KeyboardInterrupt and the like): a bad argument is an ``E-ARG-INVALID`` finding, and an
     unexpected failure of the validator itself an ``E-INTERNAL`` finding (and a logged traceback).
+    ``fetch_linked`` (as for ``read()``) fetches the metadata documents an archive leaves behind
+    LINKS (a shrunk carton.toml); without it they are reported as ``E-LINKS-NOT-FETCHED``.
     """
     report = ValidationReport(_label(source))
     try:
@@ -83,7 +86,7 @@ def validate(
     collector = FindingCollector(max_findings=limits.max_findings)
     internal = None
     try:
-        _check(source, verify_hashes, limits, progress, collector, report)
+        _check(source, verify_hashes, limits, progress, collector, report, fetch_linked)
     except Exception as exc:  # validate() never raises: a bug of ours becomes a finding (and a log)
         log.exception("internal error while validating %s", report.source)
         internal = internal_error(exc).to_finding()
@@ -109,15 +112,18 @@ def _check(
     progress: bool | None,
     collector: FindingCollector,
     report: ValidationReport,
+    fetch_linked: LinkedFetcher | None = None,
 ) -> None:
     try:
         check_source_argument(source)
+        if fetch_linked is not None and not callable(fetch_linked):
+            raise CartonFormatError("E-ARG-INVALID", f"fetch_linked must be callable, not {type(fetch_linked).__name__}")
         opened = open_source(source, limits)
     except CartonError as exc:
         collector.error(exc)
         return
     try:
-        archive = CartonArchive(opened, limits=limits, collector=collector)
+        archive = CartonArchive(opened, limits=limits, collector=collector, fetch_linked=fetch_linked)
         report.manifest_sha256 = archive.manifest_sha256
         if verify_hashes:
             archive.verify(progress=progress)

@@ -21,7 +21,7 @@ from ._paths import check_member_path, collision_key
 from ._toml import dump_toml
 from ._zip.writer import WrittenMember, ZipWriter
 from .errors import CartonFormatError
-from .integrity import sha256_file, sha256_hex
+from .integrity import hash_stream, sha256_file, sha256_hex
 from .lazy import LazyTensor, is_misc_value, misc_bytes
 from .limits import DEFAULT_LIMITS
 from .links import Links, links_to_document
@@ -245,14 +245,69 @@ def _check_info_shapes(info: CartonInfo) -> None:
         raise CartonFormatError("E-ARG-INVALID", f"extra must be a dict, not {type(info.extra).__name__}")
 
 
-def _progress(total: int, enabled: bool | None):  # noqa: ANN202
-    if enabled is None:
-        enabled = sys.stderr.isatty() and total > 256 * 1024 * 1024
-    if not enabled:
-        return None
-    from tqdm import tqdm
+#: ``write(progress=callback)``: called as ``callback(done, total)`` with bytes processed so far.
+ProgressCallback = Callable[[int, int], Any]
 
-    return tqdm(total=total, unit="B", unit_scale=True, desc="packing", file=sys.stderr)
+
+class _Meter:
+    """Bytes processed by ``write()`` (hashed for LINKS, then written), reported per chunk to the
+    caller's callback or, for ``progress=True`` (or None on a terminal, for big archives), to a
+    tqdm bar on stderr.  The runtime brings its own bars through the callback."""
+
+    def __init__(self, total: int, progress: bool | ProgressCallback | None) -> None:
+        self.total = total
+        self.done = 0
+        self._callback: ProgressCallback | None = None
+        self._bar: Any = None
+        if callable(progress):
+            self._callback = progress
+            progress(0, total)
+        elif progress or (progress is None and sys.stderr.isatty() and total > 256 * 1024 * 1024):
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit="B", unit_scale=True, desc="packing", file=sys.stderr)
+
+    @property
+    def add(self) -> Callable[[int], None] | None:
+        """The per-chunk hook (None when nothing listens, so callers skip the work)."""
+        return self._add if self._callback is not None or self._bar is not None else None
+
+    def _add(self, n: int) -> None:
+        self.done += n
+        if self._callback is not None:
+            self._callback(self.done, self.total)
+        else:
+            self._bar.update(n)
+
+    def lower_total(self, n: int) -> None:
+        """``n`` planned bytes will not be written after all (files left out for LINKS)."""
+        self.total -= n
+        if self._bar is not None:
+            self._bar.total = self.total
+            self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _hash_model_file(path: Path, add: Callable[[int], None] | None) -> str:
+    if add is None:
+        return sha256_file(path)
+    with open(path, "rb", buffering=0) as src:
+        return hash_stream(src, progress=add)
+
+
+def _member_bytes(m: _Member) -> int:
+    """The data bytes the zip writer will take for ``m``."""
+    if m.link_target is not None:
+        return len(m.link_target.encode("utf-8"))
+    return len(m.data) if m.data is not None else m.size
+
+
+def _planned_bytes(members: list[_Member], skipped: set[str]) -> int:
+    """The member data ``write()`` will write (what the meter reports besides hashing)."""
+    return sum(_member_bytes(m) for m in members if m.name not in skipped)
 
 
 def write(
@@ -263,7 +318,7 @@ def write(
     compression: str = "stored",
     linked_files: dict[str, list[str]] | None = None,
     overwrite: bool = False,
-    progress: bool | None = None,
+    progress: bool | ProgressCallback | None = None,
 ) -> WriteResult:
     """Write a Carton v1 archive to ``target``.
 
@@ -271,6 +326,15 @@ def write(
     (``stored``, the fastest to load, ``zstd`` or ``deflate``); MANIFEST and LINKS are always
     stored.  ``linked_files`` maps sha256 -> URLs: model files with those hashes are listed in
     MANIFEST but left out of the zip, and a LINKS member records where to fetch them.
+
+    ``progress``: a callable is called on the caller's thread as ``progress(done, total)``:
+    first ``(0, total)`` before any byte, ``total`` being every byte the write will process
+    (with ``linked_files``, the model files hashed up front; then the members' data as written,
+    uncompressed; MANIFEST and LINKS not counted), then after each chunk of a few MiB, ending
+    with ``(total, total)`` on success.  With ``linked_files`` the total drops once, after the
+    hashing, by the files left out of the zip.
+    ``True`` shows a tqdm bar on stderr, ``False`` nothing, ``None`` (the default) a bar only
+    on a terminal and for archives over 256 MiB.
     """
     if not isinstance(info, CartonInfo):
         raise CartonFormatError("E-ARG-INVALID", f"info must be a CartonInfo, not {type(info).__name__}")
@@ -278,8 +342,8 @@ def write(
         raise CartonFormatError("E-ARG-INVALID", f"compression must be one of {', '.join(COMPRESSION_METHODS)}, not {compression!r}")
     if not isinstance(overwrite, bool):
         raise CartonFormatError("E-ARG-INVALID", f"overwrite must be a bool, not {overwrite!r}")
-    if progress is not None and not isinstance(progress, bool):
-        raise CartonFormatError("E-ARG-INVALID", f"progress must be a bool or None, not {progress!r}")
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        raise CartonFormatError("E-ARG-INVALID", f"progress must be a bool, a callable(done, total) or None, not {progress!r}")
     method = COMPRESSION_METHODS[compression]
     target = checked_output_path(target)
     if model_dir is not None:
@@ -304,13 +368,39 @@ def write(
     members.sort(key=lambda m: m.name.encode("utf-8"))
     _check_collisions(members)
 
+    to_hash = [m for m in members if m.source is not None and m.name.startswith(MODEL_PREFIX)] if links else []
+    meter = _Meter(sum(m.size for m in to_hash) + _planned_bytes(members, set()), progress)
+    try:
+        links, links_bytes, skipped = _leave_out_linked(members, links, to_hash, meter.add)
+        if skipped:
+            meter.lower_total(sum(_member_bytes(m) for m in members if m.name in skipped))
+        with atomic_output(target, overwrite=overwrite) as (fh, _tmp):
+            writer = ZipWriter(fh, progress=meter.add)
+            written, manifest = _write_members(writer, members, method, skipped)
+            writer.progress = None  # MANIFEST and LINKS are not part of the total
+            manifest_bytes = _within_limit(MANIFEST_PATH, format_manifest(manifest), DEFAULT_LIMITS.max_manifest_bytes)
+            writer.add_bytes(MANIFEST_PATH, manifest_bytes, method=0)
+            if links_bytes is not None:
+                writer.add_bytes(LINKS_PATH, links_bytes, method=0)
+            writer.close()
+    finally:
+        meter.close()
+    manifest_sha256 = sha256_hex(manifest_bytes)
+    log.info("wrote %s (%d members, manifest %s)", target, len(written), manifest_sha256)
+    return WriteResult(target, manifest_sha256, manifest, written)
+
+
+def _leave_out_linked(
+    members: list[_Member], links: Links | None, to_hash: list[_Member], add: Callable[[int], None] | None
+) -> tuple[Links | None, bytes | None, set[str]]:
+    """Hash the model files ``to_hash`` and leave out of the zip those ``links`` lists:
+    (the LINKS to write, its bytes, the names left out)."""
     skipped: set[str] = set()
     if links:
-        for m in members:
-            if m.source is not None and m.name.startswith("model/"):
-                m.sha256 = sha256_file(m.source)
-                if m.sha256 in links.urls:
-                    skipped.add(m.name)
+        for m in to_hash:
+            m.sha256 = _hash_model_file(m.source, add)  # type: ignore[arg-type]
+            if m.sha256 in links.urls:
+                skipped.add(m.name)
         by_name = {m.name: m for m in members}
         for m in members:  # a symlink to a left-out file is left out too: a link must end in the zip
             if m.link_member in skipped:
@@ -324,27 +414,11 @@ def write(
     links_bytes = None
     if links:
         links_bytes = _within_limit(LINKS_PATH, dump_toml(links_to_document(links)), DEFAULT_LIMITS.max_toml_bytes)
-
-    bar = _progress(sum(m.size for m in members), progress)
-    try:
-        with atomic_output(target, overwrite=overwrite) as (fh, _tmp):
-            writer = ZipWriter(fh)
-            written, manifest = _write_members(writer, members, method, skipped, bar)
-            manifest_bytes = _within_limit(MANIFEST_PATH, format_manifest(manifest), DEFAULT_LIMITS.max_manifest_bytes)
-            writer.add_bytes(MANIFEST_PATH, manifest_bytes, method=0)
-            if links_bytes is not None:
-                writer.add_bytes(LINKS_PATH, links_bytes, method=0)
-            writer.close()
-    finally:
-        if bar is not None:
-            bar.close()
-    manifest_sha256 = sha256_hex(manifest_bytes)
-    log.info("wrote %s (%d members, manifest %s)", target, len(written), manifest_sha256)
-    return WriteResult(target, manifest_sha256, manifest, written)
+    return links, links_bytes, skipped
 
 
 def _write_members(
-    writer: ZipWriter, members: list[_Member], method: int, skipped: set[str], bar  # noqa: ANN001
+    writer: ZipWriter, members: list[_Member], method: int, skipped: set[str]
 ) -> tuple[list[WrittenMember], dict[str, str]]:
     written: list[WrittenMember] = []
     manifest: dict[str, str] = {}
@@ -363,8 +437,6 @@ def _write_members(
                     result = writer.add_stream(m.name, src, method=method, size_hint=m.size)
             except OSError as exc:
                 raise CartonFormatError("E-IO", f"{m.source}: {exc.strerror or exc}") from None
-        if bar is not None:
-            bar.update(m.size or len(m.data or b""))
         manifest[m.name] = result.sha256
         written.append(result)
     for m in members:  # symlinks are listed with the hash of their final target's content
@@ -376,4 +448,4 @@ def _write_members(
     return written, manifest
 
 
-__all__ = ["COMPRESSION_METHODS", "WriteResult", "write"]
+__all__ = ["COMPRESSION_METHODS", "ProgressCallback", "WriteResult", "write"]

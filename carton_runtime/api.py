@@ -22,7 +22,7 @@ import numpy as np
 import carton_format as cf
 
 from . import sync
-from .lazy import ASYNC_LAZY
+from .lazy import ASYNC_LAZY, fresh_streams
 from .loader import lazy_values
 from .model import BlockingCarton, SealHandle
 from .selftest import SelfTestResult
@@ -61,8 +61,9 @@ class AsyncCarton:
 
     @property
     def info(self) -> cf.CartonInfo:
-        """The model's metadata, load overrides merged in; its lazy values are awaitable."""
-        return self._sync.info
+        """The model's metadata, load overrides merged in; its lazy values are awaitable.  Like
+        the original's, each access gives a new CartonInfo whose misc files read from their start."""
+        return fresh_streams(self._sync.info)
 
     @property
     def manifest_sha256(self) -> str | None:

@@ -4,9 +4,14 @@ Layout under the cache root (``CARTON_CACHE_DIR``, else ``cache_dir`` in the con
 ``~/.carton/cache/`` as in the original; see :mod:`carton_runtime.config`)::
 
     files/<sha256>/file        a verified file (same layout as the original's download cache)
-    files/<sha256>/info.json   where it came from (informational)
-    urls/<sha256 of URL>.json  {"url", "sha256", "size", "etag", "last_modified", "checked"}:
-                               which file a remote archive URL gave, and when that was last checked
+    files/<key>/carton/        a remote archive stored unpacked (carton.toml, MANIFEST, model/, ...;
+                               see :mod:`carton_runtime.unpacked`): the one copy of an http(s) model
+    files/<...>/info.json      where it came from (informational)
+    urls/<sha256 of URL>.json  {"url", "sha256", "kind", "size", "etag", "last_modified", "checked",
+                               "tail_sha256", "tail_len", "manifest_sha256"}: which entry a remote
+                               archive URL gave ("kind" "carton": ``files/<sha256>/carton``; absent:
+                               ``files/<sha256>/file``, the archive kept whole), its size, the hash
+                               of its last bytes (for revalidation), and when it was last checked
     locks/<key>.lock           one lock file per item being produced
 
 Last use: every cache hit (:meth:`Cache.lookup`, and so :meth:`Cache.url_lookup`) sets the
@@ -160,18 +165,24 @@ _cleaned_lock = threading.Lock()
 _cleaned_roots: set[str] = set()
 
 
-class Staging:
-    """A file being produced for the cache; ``commit()`` moves it into place."""
+#: The payload of an entry: a file, or an unpacked carton (a directory).
+FILE = "file"
+UNPACKED = "carton"
 
-    def __init__(self, cache: "Cache", sha256: str, tmp_dir: Path) -> None:
+
+class Staging:
+    """A file (or, for ``payload`` "carton", a directory) being produced for the cache; ``commit()`` moves it into place."""
+
+    def __init__(self, cache: "Cache", sha256: str, tmp_dir: Path, payload: str = FILE) -> None:
         self.cache = cache
         self.sha256 = sha256
         self.dir = tmp_dir
-        self.path = tmp_dir / "file"
+        self.payload = payload
+        self.path = tmp_dir / payload
         self.committed: Path | None = None
 
     def commit(self, source: str | None = None) -> Path:
-        """Publish the (already verified) file; returns its final path."""
+        """Publish the (already verified) file or directory; returns its final path."""
         if source is not None:
             (self.dir / "info.json").write_text(json.dumps({"url": source}))
         final_dir = self.cache.root / "files" / self.sha256
@@ -180,10 +191,10 @@ class Staging:
         except OSError:
             # Another producer (e.g. the original implementation sharing CARTON_CACHE_DIR, which
             # does not use our locks) got there first: keep theirs if it is complete.
-            if not (final_dir / "file").is_file():
+            if not (final_dir / self.payload).exists():
                 raise
             shutil.rmtree(self.dir, ignore_errors=True)
-        self.committed = final_dir / "file"
+        self.committed = final_dir / self.payload
         return self.committed
 
 
@@ -225,6 +236,19 @@ class Cache:
             log.warning("cache: %s has %d bytes, expected %d; ignoring it", path, st.st_size, size)
             return None
         with contextlib.suppress(OSError):  # last use; a read-only (shared) cache just does not record it
+            os.utime(path.parent)
+        return path
+
+    def unpacked_path(self, key: str) -> Path:
+        """Where the unpacked carton ``key`` lives (or would live) in the cache."""
+        return self.root / "files" / key / UNPACKED
+
+    def lookup_unpacked(self, key: str) -> Path | None:
+        """The unpacked carton ``key`` (a directory, published whole by one rename), or None."""
+        path = self.unpacked_path(key)
+        if not path.is_dir():
+            return None
+        with contextlib.suppress(OSError):
             os.utime(path.parent)
         return path
 
@@ -272,20 +296,21 @@ class Cache:
         return ".tmp-" + (f"{kind}-" if kind else "") + (f"{key}-" if key else "") + _owner_tag() + "-"
 
     @contextlib.contextmanager
-    def staging(self, sha256: str) -> Iterator[Staging | Path]:
+    def staging(self, sha256: str, payload: str = FILE) -> Iterator[Staging | Path]:
         """Hold the lock for ``sha256``; yield the cached path if another process produced it
-        meanwhile, else a :class:`Staging` to fill and ``commit()`` (discarded if not committed)."""
+        meanwhile, else a :class:`Staging` to fill and ``commit()`` (discarded if not committed).
+        ``payload`` "carton": an unpacked carton (a directory) keyed ``sha256``."""
         if not _is_sha256(sha256):
             raise CartonRuntimeError("E-RUNTIME-ARG", f"not a lowercase hex sha256: {sha256!r}")
         files = self._dir("files")
         self.clean_stale_once()
         with self.lock(sha256):
-            hit = self.lookup(sha256)
+            hit = self.lookup_unpacked(sha256) if payload == UNPACKED else self.lookup(sha256)
             if hit is not None:
                 yield hit
                 return
             tmp = Path(tempfile.mkdtemp(prefix=self.tmp_prefix(sha256), dir=files))
-            staging = Staging(self, sha256, tmp)
+            staging = Staging(self, sha256, tmp, payload)
             try:
                 yield staging
             finally:
@@ -295,7 +320,8 @@ class Cache:
     # -- remote archives by URL ----------------------------------------------------------------
 
     def url_entry(self, url: str) -> tuple[dict[str, Any], Path] | None:
-        """The record of a URL and the cached archive it names (no network I/O), or None."""
+        """The record of a URL and the cached archive it names (no network I/O), or None: an
+        unpacked carton directory (record "kind" "carton"), or the archive file kept whole."""
         record = self.root / "urls" / f"{url_key(url)}.json"
         try:
             data = json.loads(record.read_text())
@@ -304,7 +330,10 @@ class Cache:
         if not isinstance(data, dict) or data.get("url") != url or not _is_sha256(str(data.get("sha256"))):
             return None
         size = data.get("size")
-        path = self.lookup(data["sha256"], size if isinstance(size, int) else None)
+        if data.get("kind") == UNPACKED:
+            path = self.lookup_unpacked(data["sha256"])
+        else:
+            path = self.lookup(data["sha256"], size if isinstance(size, int) else None)
         return (data, path) if path is not None else None
 
     def url_lookup(self, url: str) -> Path | None:
@@ -312,12 +341,16 @@ class Cache:
         entry = self.url_entry(url)
         return entry[1] if entry is not None else None
 
-    def url_record(self, url: str, sha256: str, size: int, *, etag: str | None = None, last_modified: str | None = None) -> None:
-        """Remember which file (sha256, size) a remote archive URL gave, with the validators the
-        server sent (ETag, Last-Modified) and the time (``checked``); replaced atomically."""
+    def url_record(
+        self, url: str, sha256: str, size: int, *, etag: str | None = None, last_modified: str | None = None, **extra: Any
+    ) -> None:
+        """Remember which entry (sha256 or key; ``size``: the archive's bytes) a remote archive URL
+        gave, with the validators the server sent (ETag, Last-Modified), the time (``checked``) and
+        ``extra`` fields (kind, tail_sha256, tail_len, manifest_sha256); replaced atomically."""
         now = time.time()
         self._write_url_record(
-            url, {"url": url, "sha256": sha256, "size": size, "etag": etag, "last_modified": last_modified, "time": int(now), "checked": now}
+            url,
+            {"url": url, "sha256": sha256, "size": size, "etag": etag, "last_modified": last_modified, "time": int(now), "checked": now, **extra},
         )
 
     def url_checked(self, url: str, record: dict[str, Any]) -> None:
@@ -365,7 +398,8 @@ class Cache:
         return sorted(records, key=lambda r: r["url"])
 
     def entries(self) -> list["CacheEntry"]:
-        """The cached files (``files/<sha256>/``), least recently used first."""
+        """The cached files and unpacked cartons (``files/<sha256>/``), least recently used first;
+        an unpacked carton's ``file_size`` is the bytes of its files."""
         by_sha: dict[str, list[str]] = {}
         for record in self.url_records():
             by_sha.setdefault(record["sha256"], []).append(record["url"])
@@ -378,14 +412,16 @@ class Cache:
             folder = self.root / "files" / name
             try:
                 last_used = folder.stat().st_mtime
-                file_size = (folder / "file").stat().st_size
+                unpacked = (folder / UNPACKED).is_dir()
+                file_size = _tree_bytes(folder / UNPACKED) if unpacked else (folder / FILE).stat().st_size
             except OSError:
                 continue  # removed meanwhile, or not a complete entry
-            size = 0
+            size = file_size if unpacked else 0
             with contextlib.suppress(OSError), os.scandir(folder) as items:
                 for item in items:
-                    with contextlib.suppress(OSError):
-                        size += item.stat(follow_symlinks=False).st_size
+                    if item.name != UNPACKED:
+                        with contextlib.suppress(OSError):
+                            size += item.stat(follow_symlinks=False).st_size
             urls = list(by_sha.get(name, []))
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 source = json.loads((folder / "info.json").read_text()).get("url")
@@ -517,12 +553,29 @@ class Cache:
 
     def size_bytes(self) -> int:
         """Total bytes under the cache root (files, URL records and locks)."""
-        total = 0
-        for dirpath, _dirs, files in os.walk(self.root):
-            for f in files:
-                with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(dirpath, f)).st_size
-        return total
+        return _tree_bytes(self.root)
 
 
-__all__ = ["ENV_CACHE_DIR", "LOCK_STALE_AGE_S", "STALE_AGE_S", "Cache", "CacheEntry", "PruneResult", "Staging", "default_root", "url_key"]
+def _tree_bytes(root: Path) -> int:
+    """Bytes of the files under ``root`` (symbolic links count as themselves, not followed)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+__all__ = [
+    "ENV_CACHE_DIR",
+    "FILE",
+    "LOCK_STALE_AGE_S",
+    "UNPACKED",
+    "STALE_AGE_S",
+    "Cache",
+    "CacheEntry",
+    "PruneResult",
+    "Staging",
+    "default_root",
+    "url_key",
+]

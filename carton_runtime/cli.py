@@ -19,6 +19,7 @@ import numpy as np
 
 import carton_format as cf
 
+from . import progress
 from .errors import CartonError, CartonRuntimeError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -95,16 +96,75 @@ def _load_npz(path: str, flag: str) -> dict[str, Any]:
         raise CartonRuntimeError("E-RUNTIME-ARG", f"{flag}: cannot read {path} as .npz (keys = tensor names): {exc}") from None
 
 
+def _load_npy(path: str, flag: str) -> Any:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{flag}: cannot read {path} as .npy: {exc}") from None
+
+
+def _load_misc(path: str, flag: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{flag}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _parse_values(text: str, flag: str, *, misc_ok: bool) -> dict[str, Any]:
+    """One side of a self test or example: comma-separated items, each ``FILE.npz`` (its keys
+    are tensor names), ``NAME=@FILE.npy`` (one tensor) or, for examples, ``NAME=@FILE`` of
+    another kind (its bytes: a misc file such as an image)."""
+    values: dict[str, Any] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            raise CartonRuntimeError("E-RUNTIME-ARG", f"{flag} {text!r}: empty item")
+        if "=" in item:
+            name, value = _kv(item, flag)
+            path = value[1:] if value.startswith("@") else value
+            if path.endswith(".npy"):
+                loaded: dict[str, Any] = {name: _load_npy(path, flag)}
+            elif misc_ok:
+                loaded = {name: _load_misc(path, flag)}
+            else:
+                raise CartonRuntimeError("E-RUNTIME-ARG", f"{flag} {item!r}: a self-test value is a tensor: NAME=@FILE.npy or FILE.npz")
+        elif item.endswith(".npz"):
+            loaded = _load_npz(item, flag)
+        else:
+            raise CartonRuntimeError("E-RUNTIME-ARG", f"{flag} {item!r}: expected FILE.npz or NAME=@FILE.npy")
+        for name in loaded:
+            if name in values:
+                raise CartonRuntimeError("E-RUNTIME-ARG", f"{flag} {text!r}: {name!r} is given twice")
+        values.update(loaded)
+    return values
+
+
+def _split_sides(text: str, flag: str) -> tuple[str, str | None]:
+    sides = text.split(":")
+    if len(sides) > 2 or not sides[0]:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{flag} {text!r}: expected INPUTS[:OUTPUTS] (one ':'; paths with ':' are not supported)")
+    return sides[0], sides[1] if len(sides) == 2 else None
+
+
+def _values_name(side: str) -> str:
+    first = side.split(",")[0]
+    return Path(first.split("=", 1)[1].lstrip("@") if "=" in first else first).stem
+
+
 def _parse_self_test(text: str) -> cf.SelfTest:
-    """``INPUTS.npz[:EXPECTED.npz]`` (npz keys are tensor names)."""
-    inputs_path, sep, expected_path = text.partition(".npz:")
-    if sep:
-        inputs_path += ".npz"
-    else:
-        inputs_path = text
-    inputs = _load_npz(inputs_path, "--self-test")
-    expected = _load_npz(expected_path, "--self-test") if sep else None
-    return cf.SelfTest(inputs, name=Path(inputs_path).stem, expected_out=expected)
+    """``INPUTS[:EXPECTED]``, each side ``FILE.npz`` or ``NAME=@FILE.npy,...`` (see :func:`_parse_values`)."""
+    inputs_text, expected_text = _split_sides(text, "--self-test")
+    inputs = _parse_values(inputs_text, "--self-test", misc_ok=False)
+    expected = _parse_values(expected_text, "--self-test", misc_ok=False) if expected_text else None
+    return cf.SelfTest(inputs, name=_values_name(inputs_text), expected_out=expected)
+
+
+def _parse_example(text: str) -> cf.Example:
+    """``INPUTS:SAMPLE_OUT``, each side as for ``--self-test`` plus ``NAME=@FILE`` misc values (an image)."""
+    inputs_text, out_text = _split_sides(text, "--example")
+    if not out_text:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"--example {text!r}: an example needs sample outputs: INPUTS:SAMPLE_OUT")
+    inputs = _parse_values(inputs_text, "--example", misc_ok=True)
+    return cf.Example(inputs, _parse_values(out_text, "--example", misc_ok=True), name=_values_name(inputs_text))
 
 
 def _output_exists(output: str) -> cf.CartonFormatError:
@@ -128,6 +188,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     inputs = [_parse_spec(text, "--input") for text in args.input_spec or []] or None
     outputs = [_parse_spec(text, "--output-spec") for text in args.output_spec or []] or None
     self_tests = [_parse_self_test(text) for text in args.self_test or []] or None
+    examples = [_parse_example(text) for text in args.example or []] or None
     output = args.output or str(Path(args.model).with_suffix(".carton"))
     if not args.overwrite and (Path(output).exists() or Path(output).is_symlink()):
         raise _output_exists(output)
@@ -148,6 +209,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
             inputs=inputs,
             outputs=outputs,
             self_tests=self_tests,
+            examples=examples,
             misc_files=misc or None,
             linked_files=links or None,
             output_path=output,
@@ -422,8 +484,11 @@ def cmd_cache_prune(args: argparse.Namespace) -> int:
 
 def _wrap(func: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
+        # progress bars (stderr, on a terminal): off with --no-progress and with --json
+        quiet = getattr(args, "no_progress", False) or getattr(args, "json", False)
         try:
-            return func(args)
+            with progress.forced(False if quiet else None):
+                return func(args)
         except CartonError as exc:
             print(f"carton {args.command}: {exc}", file=sys.stderr)
             return EXIT_FAIL
@@ -441,7 +506,15 @@ def _load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="visible_device: cpu, a GPU index, cuda, cuda:N or a GPU-/MIG-GPU- UUID (default: GPU 0, else CPU)")
     p.add_argument("--override-runner", default=None, help="override_runner_name")
     p.add_argument("--override-framework-version", default=None, help="override_required_framework_version, e.g. '=2.13' or '*'")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true", help="machine-readable output (no progress bars)")
+    _progress_option(p)
+
+
+def _progress_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress bars (shown on stderr when it is a terminal; CARTON_PROGRESS=0|1 turns them off|on)",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -478,10 +551,16 @@ def register(subparsers: Any) -> None:
         help="declare an output tensor, as --input (-o/--output names the archive) (repeatable)",
     )
     p.add_argument(
-        "--self-test", action="append", metavar="INPUTS.npz[:EXPECTED.npz]",
-        help="add a self test (npz keys = tensor names); run on the packed model unless --no-self-test-check (repeatable)",
+        "--self-test", action="append", metavar="INPUTS[:EXPECTED]",
+        help="add a self test; each side FILE.npz (keys = tensor names) or NAME=@FILE.npy items, comma-separated; "
+        "run on the packed model unless --no-self-test-check (repeatable)",
+    )
+    p.add_argument(
+        "--example", action="append", metavar="INPUTS:SAMPLE_OUT",
+        help="add an example; sides as for --self-test, plus NAME=@FILE for a misc value such as an image (repeatable)",
     )
     p.add_argument("--no-self-test-check", action="store_true", help="do not run the self tests before writing the archive")
+    _progress_option(p)
     p.set_defaults(func=_wrap(cmd_pack))
 
     p = subparsers.add_parser(

@@ -17,9 +17,10 @@ of the archive's origin: public addresses always; loopback, link-local and priva
 the archive came from an address of that class (for a local archive: loopback), or with
 ``CARTON_ALLOW_PRIVATE_URLS=1``.
 
-Remote archives (:func:`download_archive`) are downloaded once and recorded by URL, with the
-server's validators; :func:`cached_archive` revalidates such a record cheaply before it is used
-(a conditional request for the archive's last 64 KiB, see its docstring).
+Remote archives (:func:`download_archive`) are downloaded once, stored unpacked (one copy on
+disk: :mod:`carton_runtime.unpacked`) and recorded by URL, with the server's validators and the
+sha256 of the archive's last 64 KiB; :func:`cached_archive` revalidates such a record cheaply
+before it is used (a conditional request for those last bytes, see its docstring).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 import carton_format as cf
-from carton_format.integrity import copy_verified, copy_with_hashing
+from carton_format.integrity import copy_verified, copy_with_hashing, sha256_hex
 
-from .cache import Cache, url_key
+from . import progress
+from .cache import UNPACKED, Cache, url_key
 from .errors import CartonError, CartonRuntimeError
 from .http_range import (
     AddressPolicy,
@@ -46,6 +48,7 @@ from .http_range import (
     parse_content_range,
     read_exactly,
 )
+from .unpacked import CannotUnpack, unpack, unpacked_key
 
 log = logging.getLogger(__name__)
 
@@ -78,21 +81,27 @@ class _UnsupportedEncoding(Exception):
 
 
 class _Counting:
-    """A readable counting the bytes read from ``src`` (the encoded body as received)."""
+    """A readable counting the bytes read from ``src`` (the encoded body as received), also
+    told to ``on_read`` (a progress bar's update)."""
 
-    def __init__(self, src: Any) -> None:
+    def __init__(self, src: Any, on_read: Callable[[int], Any] | None = None) -> None:
         self._src = src
+        self._on_read = on_read
         self.headers = src.headers
         self.count = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self._src.read(n)
         self.count += len(data)
+        if self._on_read is not None:
+            self._on_read(len(data))
         return data
 
     def readinto(self, buffer: Any) -> int:
         n = self._src.readinto(buffer)
         self.count += n or 0
+        if self._on_read is not None:
+            self._on_read(n or 0)
         return n
 
     def readable(self) -> bool:
@@ -299,8 +308,12 @@ class LinkFetcher:
         return open(self.fetch(path, sha256, urls), "rb")
 
     def _download(self, url: str, sha256: str, path: str | None, dest: Path) -> None:
-        with http_get(url, {"Accept-Encoding": ACCEPT_ENCODING}, policy=self.policy) as response:
-            received = _Counting(response)
+        with (
+            progress.phase("fetch") as timing,
+            http_get(url, {"Accept-Encoding": ACCEPT_ENCODING}, policy=self.policy) as response,
+            progress.ByteBar(f"fetching {path or progress.transfer_name(url)}", content_length(response)) as bar,
+        ):
+            received = _Counting(response, bar.update)
             try:
                 body = decoded(received)
             except _UnsupportedEncoding as exc:
@@ -308,6 +321,7 @@ class LinkFetcher:
             bounded = _Bounded(body, received, url, ", ".join(_codings(response)), self.limits, path)
             with open(dest, "wb") as out:
                 _copy_verified(url, bounded, out, sha256, path)
+            timing.count(received.count)
 
     def fetch(self, path: str | None, sha256: str, urls: list[str]) -> Path:
         """The verified file (cached, or downloaded now)."""
@@ -341,11 +355,15 @@ def _validators(response: Any) -> dict[str, str | None]:
 
 
 def download_archive(cache: Cache, url: str, response: Any = None, *, verify: bool = True, policy: AddressPolicy | None = None) -> Path:
-    """Download a remote archive into the cache once (keyed by URL and by its own sha256).
+    """Download a remote archive into the cache once, stored unpacked (one copy on disk, see
+    :mod:`carton_runtime.unpacked`); returns the unpacked carton directory.
 
-    ``response`` is an already open 200 answer to reuse (see RangeNotSupported).  With
-    ``verify`` the archive's CRCs and MANIFEST hashes are checked before it is cached.  The
-    server's ETag and Last-Modified are recorded for :func:`cached_archive`.
+    ``response`` is an already open 200 answer to reuse (see RangeNotSupported).  The archive is
+    written to a temporary file, unpacked (every member checked by the zip reader and against
+    MANIFEST as it is written: nothing unverified enters the cache), and the temporary file is
+    deleted.  Where the file system cannot hold the members faithfully, the archive is kept whole
+    (``files/<its sha256>/file``, checked first when ``verify``).  The record keeps the server's
+    ETag and Last-Modified, the archive's size and the hash of its last bytes for :func:`cached_archive`.
     """
     hit = cache.url_lookup(url)
     if hit is not None:
@@ -373,26 +391,46 @@ def download_archive(cache: Cache, url: str, response: Any = None, *, verify: bo
                 if encoding != "identity":
                     raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: archive sent with Content-Encoding {encoding!r}")
                 try:
-                    sha, total = copy_with_hashing(response, out)
+                    with progress.phase("fetch") as timing, progress.ByteBar(f"downloading {progress.transfer_name(url)}", expected) as bar:
+                        sha, total = copy_with_hashing(response, out, progress=bar.update)
+                        timing.count(total)
                 except CartonError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - connection resets, timeouts, IncompleteRead
                     raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: download failed: {type(exc).__name__}: {exc}") from None
             if expected is not None and total != expected:
                 raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: got {total} bytes, Content-Length said {expected}")
-            if verify:
-                with cf.read(tmp, verify_hashes=True):
-                    pass
-            with cache.staging(sha) as staging:
-                if isinstance(staging, Path):
-                    final = staging
-                else:
-                    os.replace(tmp, staging.path)
-                    final = staging.commit(url)
-            cache.url_record(url, sha, total, **validators)
+            tail = _local_tail(tmp, REVALIDATE_TAIL)
+            with progress.phase("verify"):
+                final, key, extra = _store(cache, url, tmp, sha, verify)
+            cache.url_record(url, key, total, **validators, tail_sha256=sha256_hex(tail), tail_len=len(tail), **extra)
             return final
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _store(cache: Cache, url: str, tmp: Path, sha: str, verify: bool) -> tuple[Path, str, dict[str, Any]]:
+    """Put the downloaded archive ``tmp`` (sha256 ``sha``) into the cache: unpacked when the file
+    system allows it; returns (path, entry key, extra record fields)."""
+    with cf.read(tmp, verify_hashes=False) as archive:
+        key = unpacked_key(archive)
+        extra: dict[str, Any] = {"kind": UNPACKED, "manifest_sha256": archive.manifest_sha256}
+        try:
+            with cache.staging(key, UNPACKED) as staging:
+                if isinstance(staging, Path):  # the same archive, unpacked already (another URL, another process)
+                    return staging, key, extra
+                unpack(archive, staging.path)
+                return staging.commit(url), key, extra
+        except CannotUnpack as exc:
+            log.warning("%s: cannot store the archive unpacked in %s (%s); keeping it whole", url, cache.root, exc)
+    if verify:
+        with cf.read(tmp, verify_hashes=True) as archive:
+            manifest_sha = archive.manifest_sha256
+    with cache.staging(sha) as staging:
+        if isinstance(staging, Path):
+            return staging, sha, {}
+        os.replace(tmp, staging.path)
+        return staging.commit(url), sha, {"manifest_sha256": manifest_sha} if verify else {}
 
 
 def url_max_age() -> float:
@@ -420,8 +458,17 @@ def _differs(record: dict[str, Any], response: Any) -> bool:
     return any(value and record.get(key) and value != record[key] for key, value in _validators(response).items())
 
 
+def _same_tail(record: dict[str, Any], path: Path, tail: bytes) -> bool:
+    """The server's last bytes are those of the cached archive: the recorded hash of its tail
+    (an unpacked entry keeps no archive), or the tail of the archive file kept whole."""
+    if isinstance(record.get("tail_sha256"), str):
+        return len(tail) == record.get("tail_len") and sha256_hex(tail) == record["tail_sha256"]
+    return path.is_file() and tail == _local_tail(path, len(tail))
+
+
 def cached_archive(cache: Cache, url: str, *, policy: AddressPolicy | None = None) -> tuple[Path | None, Any]:
-    """The cached archive of ``url`` if it is still what the server has: ``(path, None)``;
+    """The cached archive of ``url`` (an unpacked carton directory, or an archive file kept
+    whole) if it is still what the server has: ``(path, None)``;
     ``(None, None)`` when it is not cached or has changed (the record is then dropped);
     ``(None, response)`` when it has changed and the server answered with the whole new file
     (an open 200 response for :func:`download_archive`).
@@ -430,7 +477,7 @@ def cached_archive(cache: Cache, url: str, *, policy: AddressPolicy | None = Non
     Otherwise one request asks for the last ``REVALIDATE_TAIL`` bytes, conditional on the
     recorded ETag (If-None-Match) and Last-Modified (If-Modified-Since): 304 means unchanged; a
     206 means unchanged when the total size, the validators the server sends and those last
-    bytes all match the cached file.  When the server cannot be reached (connection refused,
+    bytes all match the cached archive (their sha256 is recorded when it is downloaded).  When the server cannot be reached (connection refused,
     DNS, timeouts) or answers 5xx, the cached archive is used with a warning; any other answer
     is the server's word (a 404 is an error).
     """
@@ -467,9 +514,7 @@ def cached_archive(cache: Cache, url: str, *, policy: AddressPolicy | None = Non
     if response.status == 206:
         with response:
             start, end, total = parse_content_range(url, response)
-            same = total == size and not _differs(record, response) and read_exactly(url, response, end - start + 1) == _local_tail(
-                path, end - start + 1
-            )
+            same = total == size and not _differs(record, response) and _same_tail(record, path, read_exactly(url, response, end - start + 1))
     else:  # a server ignoring Range: believe its validators if it has any, else take the new body
         same = bool(response.headers.get("ETag") or response.headers.get("Last-Modified"))
         same = same and content_length(response) in (None, size) and not _differs(record, response)

@@ -17,11 +17,12 @@ from typing import Any
 
 import carton_format as cf
 
+from . import progress
 from .cache import Cache
 from .devices import parse_visible_device
 from .errors import CartonRuntimeError
 from .links_fetch import LinkFetcher
-from .locations import open_location, parse_location
+from .locations import open_location, parse_location, reopen_damaged
 from .model import BlockingCarton
 from .model_files import ArchiveModelFiles
 from .registry import select_runner
@@ -95,23 +96,44 @@ class LoadOptions:
 
 def load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None = None, limits: cf.Limits = cf.DEFAULT_LIMITS) -> BlockingCarton:
     """Open, select a runner (before any download: fail fast), fetch what the runner needs
-    (verified) and load it."""
+    (verified) and load it.  Logs one INFO line with the time of each phase (open: metadata;
+    fetch: downloads, with bytes and rate; verify; runner load; see :mod:`carton_runtime.progress`)."""
+    with progress.collect_phases() as phases:
+        model = _load(url_or_path, options, cache=cache, limits=limits)
+    log.info("loaded %s in %.2f s (%s)", model.source, phases.elapsed, phases.summary())
+    return model
+
+
+def _load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None, limits: cf.Limits) -> BlockingCarton:
     device = parse_visible_device(options.visible_device)
     options = dataclasses.replace(options, override_runner_opts=check_runner_opts(options.override_runner_opts, "override_runner_opts"))
     location = parse_location(url_or_path, "path")
     cache = cache or Cache()
     fetcher = LinkFetcher(cache, limits, origin=location.location if location.is_remote else None)
     lazy = lazy_values.get()
-    opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy)
+    with progress.phase("open"):
+        opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy)
     try:
         info = options.merged_info(opened.archive.info)
         runner = select_runner(info.runner)
         if opened.remote is not None:  # metadata came over range requests: now fetch it all
             opened.close()
-            opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy, download=True)
+            with progress.phase("open"):
+                opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy, download=True)
             info = options.merged_info(opened.archive.info)
         files = ArchiveModelFiles(opened.archive, cache=cache, fetcher=fetcher)
-        runner_model = runner.load(files, device=device, opts=dict(info.runner.opts or {}))
+        try:
+            with progress.phase("runner load"):
+                runner_model = runner.load(files, device=device, opts=dict(info.runner.opts or {}))
+        except cf.CartonFormatError as exc:  # a damaged cached copy of a URL: downloaded again, once
+            fresh = reopen_damaged(opened, exc, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy)
+            if fresh is None:
+                raise
+            opened = fresh
+            info = options.merged_info(opened.archive.info)
+            files = ArchiveModelFiles(opened.archive, cache=cache, fetcher=fetcher)
+            with progress.phase("runner load"):
+                runner_model = runner.load(files, device=device, opts=dict(info.runner.opts or {}))
     except BaseException:
         opened.close()
         raise

@@ -10,6 +10,10 @@ Remote archives are read lazily with range requests for metadata (``get_model_in
 runner check that precedes a download), and downloaded once into the cache for loading; a URL
 already in the cache is served from it after a cheap check that the server still has the same
 file (:func:`~carton_runtime.links_fetch.cached_archive`; offline, the cached copy is used).
+A downloaded archive is stored unpacked (:mod:`carton_runtime.unpacked`), so the cached copy is
+a directory whose files are verified again whenever they are read: a cached copy found damaged
+(a file changed, missing or added, MANIFEST not the one recorded) is dropped with a warning and
+the URL downloaded again, once (:func:`reopen_damaged`).
 
 carton.pub (the original's ``http.rs``, ``HTTPFile::new``): a URL on the registry host
 (``CARTON_PUB_HOST``, default ``carton.pub``) is rewritten to the download host
@@ -28,13 +32,14 @@ a raw ``ValueError`` or ``RuntimeError`` from the standard library.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import unquote, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
@@ -214,13 +219,29 @@ def _local(path_text: str, shown: str, arg: str, *, expand: bool = True) -> Loca
     return Location("dir" if is_dir else "file", str(path), path)
 
 
+#: Errors reading a cached (already verified) copy that mean it was damaged since it was stored.
+DAMAGE_CODES = frozenset(
+    {"E-MANIFEST-MISMATCH", "E-MANIFEST-MISSING-FILE", "E-MANIFEST-UNLISTED", "E-MANIFEST-SYNTAX", "E-STRUCTURE-MISSING",
+     "E-IO", "E-ZIP-NOT-REGULAR", "E-TENSOR-SIZE"}
+)
+
+
 @dataclass
 class OpenedArchive:
-    """An archive opened for metadata; ``remote`` is the range-request file under a remote one."""
+    """An archive opened for metadata; ``remote`` is the range-request file under a remote one;
+    ``cached`` the cache entry it was read from when that was a cache hit (not a fresh download)."""
 
     location: Location
     archive: cf.CartonArchive
     remote: HttpRangeFile | None = field(default=None, repr=False)
+    cached: Path | None = None
+
+    def damaged_by(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the cached copy this was read from is damaged (a member present
+        in it failed its checks; not a LINKS download, not a limit)."""
+        if self.cached is None or not isinstance(exc, cf.CartonFormatError) or exc.code not in DAMAGE_CODES:
+            return False
+        return exc.member is None or self.archive.source.member(exc.member) is not None or exc.code != "E-MANIFEST-MISMATCH"
 
     def __post_init__(self) -> None:
         # The archive stays open while anything (a model's info, lazy tensors) refers to it, and
@@ -256,39 +277,104 @@ def open_location(
 
     if location.kind in ("dir", "file"):
         return OpenedArchive(location, read(location.path))
-    where, remote = remote_archive(location.location, cache=cache, download=download)
+    url = location.location
+    got = remote_archive(url, cache=cache, download=download)
     try:
-        archive = read(where)
+        archive = read(got.where)
+        if got.hit:
+            _check_identity(cache, url, archive)
+    except cf.CartonFormatError as exc:
+        if got.remote is not None:
+            got.remote.close()
+        if not got.hit or exc.code not in DAMAGE_CODES:
+            raise
+        drop_damaged(cache, url, got.where, exc)  # type: ignore[arg-type]
+        with _refetching(exc):
+            got = remote_archive(url, cache=cache, download=True)
+        return OpenedArchive(location, read(got.where))
     except BaseException:
-        if remote is not None:
-            remote.close()
+        if got.remote is not None:
+            got.remote.close()
         raise
-    return OpenedArchive(location, archive, remote)
+    return OpenedArchive(location, archive, got.remote, got.where if got.hit else None)  # type: ignore[arg-type]
 
 
-def remote_archive(url: str, *, cache: Cache, download: bool = False) -> tuple[Path | HttpRangeFile, HttpRangeFile | None]:
-    """Where to read a remote archive from: ``(cached file, None)`` when the cache holds what the
-    server has (revalidated), ``(range file, range file)`` to read it lazily over range requests,
-    or, with ``download=True`` or a server that ignores ``Range``, the archive downloaded into
-    the cache first."""
+def _check_identity(cache: Cache, url: str, archive: cf.CartonArchive) -> None:
+    """A cached copy must still have the MANIFEST recorded for its URL (the model's identity)."""
+    entry = cache.url_entry(url)
+    recorded = entry[0].get("manifest_sha256") if entry is not None else None
+    if isinstance(recorded, str) and recorded != archive.manifest_sha256:
+        archive.close()
+        raise cf.CartonFormatError("E-MANIFEST-MISMATCH", f"the cached copy's MANIFEST has sha256 {archive.manifest_sha256}, {recorded} was recorded")
+
+
+def drop_damaged(cache: Cache, url: str, where: Path, exc: BaseException) -> None:
+    """Forget a damaged cached copy of ``url`` (its record and its entry), with a warning."""
+    log.warning("%s: the cached copy %s is damaged (%s); downloading it again", url, where, exc)
+    cache.url_forget(url)
+    entry_dir = where.parent
+    if entry_dir.parent == cache.root / "files" and not cache.remove_entry(entry_dir.name):
+        raise CartonRuntimeError("E-RUNTIME-CACHE", f"{url}: the cached copy {where} is damaged and another process holds it; try again")
+
+
+def reopen_damaged(
+    opened: OpenedArchive, exc: cf.CartonFormatError, *, cache: Cache, fetcher: LinkFetcher | None,
+    limits: cf.Limits = cf.DEFAULT_LIMITS, lazy: cf.LazyFactories = cf.DEFAULT_LAZY,
+) -> OpenedArchive | None:
+    """When ``exc`` says the cached copy ``opened`` came from is damaged: drop it (warning) and
+    open a fresh download; else None (and ``opened`` is left as it is)."""
+    if not opened.damaged_by(exc):
+        return None
+    assert opened.cached is not None
+    opened.close()
+    drop_damaged(cache, opened.location.location, opened.cached, exc)
+    with _refetching(exc):
+        return open_location(opened.location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy, download=True)
+
+
+@contextlib.contextmanager
+def _refetching(damage: cf.CartonFormatError) -> Iterator[None]:
+    """A failed download of a damaged copy reports the damage (the reason nothing was used),
+    with the download's failure."""
+    try:
+        yield
+    except CartonRuntimeError as exc:
+        raise cf.CartonFormatError(
+            damage.code, f"{damage.message} (in the cached copy, now dropped; downloading it again failed: {exc.message})", member=damage.member
+        ) from None
+
+
+@dataclass(frozen=True)
+class RemoteArchive:
+    """Where to read a remote archive from (see :func:`remote_archive`)."""
+
+    where: Path | HttpRangeFile
+    remote: HttpRangeFile | None = None  # the range file, when reading over range requests
+    hit: bool = False  # ``where`` is a cached copy from before (not downloaded by this call)
+
+
+def remote_archive(url: str, *, cache: Cache, download: bool = False) -> RemoteArchive:
+    """Where to read a remote archive from: the cached copy (an unpacked carton directory, or an
+    archive file) when the cache holds what the server has (revalidated), the range file to read
+    it lazily over range requests, or, with ``download=True`` or a server that ignores
+    ``Range``, the archive downloaded into the cache first."""
     policy = AddressPolicy(url)
     if download:  # the second step of a load: the URL was just read over range requests
         cached = cache.url_lookup(url)
     else:
         cached, response = cached_archive(cache, url, policy=policy)
         if response is not None:  # changed, and the server sent the whole new file already
-            cached = download_archive(cache, url, response, policy=policy)
-    if cached is None and not download:
+            return RemoteArchive(download_archive(cache, url, response, policy=policy))
+    if cached is not None:
+        return RemoteArchive(cached, hit=True)
+    if not download:
         try:
             remote = HttpRangeFile(url, policy=policy)
         except RangeNotSupported as exc:
             log.warning("%s: the server ignores Range requests; downloading the whole archive", url)
-            cached = download_archive(cache, url, exc.response, policy=policy)
-        else:
-            return remote, remote
-    if cached is None:
-        cached = download_archive(cache, url, policy=policy)
-    return cached, None
+            return RemoteArchive(download_archive(cache, url, exc.response, policy=policy))
+        return RemoteArchive(remote, remote)
+    return RemoteArchive(download_archive(cache, url, policy=policy))
 
 
 def open_url_source(url: str, limits: cf.Limits = cf.DEFAULT_LIMITS) -> cf.ArchiveSource:
@@ -297,9 +383,10 @@ def open_url_source(url: str, limits: cf.Limits = cf.DEFAULT_LIMITS) -> cf.Archi
     location = parse_location(url)
     if location.kind != "http":
         return cf.open_source(location.path, limits)
-    where, remote = remote_archive(location.location, cache=Cache())
+    got = remote_archive(location.location, cache=Cache())
+    remote = got.remote
     if remote is None:
-        return cf.ZipSource.open_path(where, limits=limits)
+        return cf.open_source(got.where, limits)  # type: ignore[arg-type]  # a directory (unpacked) or a zip file
     try:
         return cf.ZipSource(remote, limits=limits, close_file=True)
     except BaseException:
@@ -312,11 +399,15 @@ __all__ = [
     "ENV_PUB_DL_HOST",
     "ENV_PUB_HOST",
     "Location",
+    "DAMAGE_CODES",
     "OpenedArchive",
+    "RemoteArchive",
+    "drop_damaged",
     "open_location",
     "open_url_source",
     "parse_location",
     "registry_hosts",
     "remote_archive",
+    "reopen_damaged",
     "resolve_registry_url",
 ]

@@ -12,9 +12,10 @@ disk holding exactly the MANIFEST-listed content:
   ``E-MANIFEST-MISMATCH`` (the runner discards what it loaded);
 * a compressed member: decoded through the format layer's verifying stream into the cache;
 * a member that is a whole local file (``stored_span().whole_file``: a file of an unpacked
-  directory): used in place, hashed while the runner reads it
-  (:class:`~carton_runtime.overlapped_verify.RangeHasher`).  Nothing from a directory is cached, so a
-  change made to the file during the load can affect that load and nothing after it;
+  directory, such as the cache's unpacked copy of an http(s) archive): used in place, hashed
+  while the runner reads it (:class:`~carton_runtime.overlapped_verify.RangeHasher`).  Nothing from
+  a directory is cached again, so an http(s) model is on disk once, and a change made to the
+  file during the load can affect that load and nothing after it;
 * a linked file (LINKS): fetched, decoded and verified into the cache before use.
 
 When the cache cannot be written (read-only or full disk) members are extracted to a private

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import carton_format as cf
 
+from . import progress
 from .devices import parse_visible_device
 from .errors import CartonRuntimeError
 from .loader import check_runner_opts, lazy_values
@@ -172,7 +173,8 @@ def pack(path: Any, args: PackArgs, *, output_path: Any, compression: str, overw
     ``path`` is what the runner packs (for torchscript: a ``torch.jit.save`` file, a directory
     holding model.pt, or a ``torch.jit.ScriptModule``).  Unless ``check_self_tests=False``, the
     given self tests are run on the packed archive before returning; if any fails, the archive
-    is removed and an ``E-RUNTIME-INFER`` error lists the failures."""
+    is removed and an ``E-RUNTIME-INFER`` error lists the failures.  A progress bar (hashing and
+    writing) shows on a terminal, see :mod:`carton_runtime.progress`."""
     info = args.to_info()
     runner = _runner_for_pack(info)
     if runner is not None and info.runner.runner_compat_version is None:
@@ -185,7 +187,11 @@ def pack(path: Any, args: PackArgs, *, output_path: Any, compression: str, overw
     with tempfile.TemporaryDirectory(prefix="carton-pack-") as work:
         model_dir = pack_model_dir(runner, source, Path(work)) if runner is not None else _plain_dir(source)
         try:
-            cf.write(target, info, model_dir=model_dir, compression=compression, linked_files=args.linked_files, overwrite=overwrite)
+            with progress.ByteBar(f"packing {target.name}") as bar:
+                cf.write(
+                    target, info, model_dir=model_dir, compression=compression, linked_files=args.linked_files, overwrite=overwrite,
+                    progress=bar.report,
+                )
         except BaseException:
             if output_path is None:
                 target.unlink(missing_ok=True)
@@ -270,8 +276,9 @@ def load_unpacked(path: Any, args: PackArgs, *, visible_device: Any) -> Blocking
 
 
 def shrink(path: Any, urls: dict[str, list[str]], *, output_path: Any = None) -> str:
-    """A copy of the archive whose model files listed in ``urls`` (sha256 -> URLs) are left out
-    of the zip and recorded in LINKS; MANIFEST (so the manifest hash) is unchanged.  Existing
+    """A copy of the archive whose files with a sha256 in ``urls`` (sha256 -> URLs: model, misc or
+    tensor files, like the original's) are left out of the zip and recorded in LINKS; MANIFEST
+    (so the manifest hash) is unchanged.  Existing
     LINKS entries are kept and the new URLs appended.  Returns the new archive's path (a new
     temporary file unless ``output_path``, which must not exist)."""
     if output_path is None:

@@ -114,18 +114,20 @@ class Builtin:
 
     def inspect(self, archive: str, limits: dict[str, int] | None) -> tuple[int, dict[str, Any]]:
         lim = cf.Limits(**limits) if limits else cf.DEFAULT_LIMITS
-        report = cf.validate(archive, limits=lim)
+        with tempfile.TemporaryDirectory(prefix="carton-conformance-cache-") as cache:
+            return self._inspect(archive, lim, self.fetcher(cache, lim) if self.fetcher is not None else None)
+
+    def _inspect(self, archive: str, lim: Any, fetch: Any) -> tuple[int, dict[str, Any]]:
+        report = cf.validate(archive, limits=lim, fetch_linked=fetch)  # fetches only metadata documents behind LINKS
         warnings = sorted({w.code for w in report.warnings})
         if not report.ok:
             return 1, {"valid": False, "errors": [error_json(e.code, e.message) for e in report.errors], "warnings": warnings}
         try:
-            with tempfile.TemporaryDirectory(prefix="carton-conformance-cache-") as cache:
-                fetch = self.fetcher(cache, lim) if self.fetcher is not None else None
-                # validate() verified every member of the zip; linked files are verified as they are fetched
-                with cf.read(archive, verify_hashes=False, limits=lim, fetch_linked=fetch) as opened:
-                    info = normalised(opened.info)
-                    manifest = opened.manifest_info.raw
-                    sha = opened.manifest_sha256
+            # validate() verified every member of the zip; linked files are verified as they are fetched
+            with cf.read(archive, verify_hashes=False, limits=lim, fetch_linked=fetch) as opened:
+                info = normalised(opened.info)
+                manifest = opened.manifest_info.raw
+                sha = opened.manifest_sha256
         except cf.CartonError as exc:  # e.g. a tensor that LINKS cannot provide (E-LINKS-FETCH, E-MANIFEST-MISMATCH)
             return 1, {"valid": False, "errors": [error_json(exc.code, str(exc))], "warnings": warnings}
         return 0, {"valid": True, "info": info, "manifest": manifest.decode("utf-8"), "manifest_sha256": sha, "warnings": warnings}

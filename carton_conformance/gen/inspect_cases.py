@@ -1262,6 +1262,22 @@ def _fetch(t: Inspect) -> None:
     t.valid(name, "The first LINKS URL answers 404, the second gives the file: URLs are tried in order.", ["FMT-LINKS-8"], c,
             may_warn=["W-HASHES-NOT-VERIFIED"], requires=["fetch"],
             extra={"missing.bin": b"not found\n", "missing.bin.http.json": http(404), "tensor.bin": data})
+    # shrink may leave out any file whose hash LINKS lists, not only model files (FMT-LINKS-7)
+    name = "links/fetch-misc-file"
+    c = with_members(minimal(), {"misc/arch.png": b"png bytes behind LINKS"})
+    c.omit = {"misc/arch.png"}
+    c.links = links_doc({sha256(b"png bytes behind LINKS"): [served(f"inspect/valid/{name}", "arch.png")]})
+    t.valid(name, "A misc file lives only behind LINKS (as shrink leaves it); it is fetched and verified.",
+            ["FMT-LINKS-7", "FMT-LINKS-8", "FMT-MISC-1"], c, may_warn=["W-HASHES-NOT-VERIFIED"], requires=["fetch"],
+            extra={"arch.png": b"png bytes behind LINKS"})
+    name = "links/fetch-carton-toml"
+    c = minimal()
+    toml_bytes = c.content()["carton.toml"]
+    c.omit = {"carton.toml"}
+    c.links = links_doc({sha256(toml_bytes): [served(f"inspect/valid/{name}", "carton.toml")]})
+    t.valid(name, "carton.toml lives only behind LINKS (as shrink may leave it): metadata reads fetch and verify it.",
+            ["FMT-LINKS-7", "FMT-LINKS-12", "FMT-META-1"], c, may_warn=["W-HASHES-NOT-VERIFIED"], requires=["fetch"],
+            extra={"carton.toml": toml_bytes})
     name = "links/fetch-wrong-content"
     c, data = linked_tensor(8)
     c.links = links_doc({sha256(data): [served(f"inspect/invalid/{name}", "tensor.bin")]})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -89,7 +89,11 @@ class _Record:
 class ZipWriter:
     """Writes members to a seekable binary file positioned at offset 0; :meth:`close` writes the
     central directory (it does not close the file).  ``force_zip64`` writes zip64 extras and end
-    records even for small archives (tests, conformance fixtures)."""
+    records even for small archives (tests, conformance fixtures).
+
+    ``progress`` (an attribute too, so it may change between members) is called on the
+    caller's thread with the size of each chunk of member data (uncompressed) once it is
+    handed on to be written: a few calls per member of CHUNK_SIZE, enough to move a bar."""
 
     def __init__(
         self,
@@ -98,6 +102,7 @@ class ZipWriter:
         force_zip64: bool = False,
         limits: Limits = DEFAULT_LIMITS,
         chunk_size: int = CHUNK_SIZE,
+        progress: Callable[[int], Any] | None = None,
     ) -> None:
         try:
             start = fileobj.tell()
@@ -109,6 +114,7 @@ class ZipWriter:
         self._force_zip64 = force_zip64
         self._limits = limits
         self._chunk_size = chunk_size
+        self.progress = progress
         self._buffer: bytearray | None = None
         self._pos = 0
         self._records: list[_Record] = []
@@ -347,6 +353,8 @@ class ZipWriter:
                     extra=pack_zip64_extra([0, 0]) if zip64_local else b"",
                 )
             )
+            if self.progress is not None:
+                chunks = _reported(chunks, self.progress)
             digest, csize = self._write_data(name, chunks, method, size, level, zstd_content_size)
             usize = digest.size
             if size is not None and usize != size:
@@ -492,6 +500,13 @@ class ZipWriter:
         )
         self._write_all(pack_eocd(end))
         log.debug("wrote central directory: %d members, %d bytes at %d (zip64=%s)", count, cd_size, cd_offset, zip64)
+
+
+def _reported(chunks: Iterator[memoryview | bytes], progress: Callable[[int], Any]) -> Iterator[memoryview | bytes]:
+    """``chunks``, calling ``progress(len(chunk))`` as each one is taken."""
+    for chunk in chunks:
+        yield chunk
+        progress(len(chunk))
 
 
 def _os_message(exc: OSError) -> str:

@@ -43,6 +43,19 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+@pytest.fixture
+def echo_runner() -> Any:
+    """The third-party ``echo`` runner (tests/runtime/fake_runner.py), registered for one test."""
+    import carton_runtime as carton
+
+    from .fake_runner import EchoRunner
+
+    runner = EchoRunner()
+    carton.register_runner(runner)
+    yield runner
+    carton.unregister_runner(runner)
+
+
 # -- TorchScript models -----------------------------------------------------------------------------
 
 

@@ -39,8 +39,9 @@ def filled(server: Server, packed: Path, tmp_path: Path) -> dict[str, str]:
     check_outputs(carton_sync.load(linked).infer(INPUTS))  # LINKS fetch: files/<MODEL_SHA> with its source URL
     check_outputs(carton_sync.load(packed).infer(INPUTS))  # a local load: a cache hit
     archive_url = server.add_file(f"cachecli/{tag}/doubler.carton", packed)
-    check_outputs(carton_sync.load(archive_url).infer(INPUTS))  # the archive, recorded under urls/
-    return {"links_url": links_url, "archive_url": archive_url, "archive_sha": sha256_file(packed)}
+    check_outputs(carton_sync.load(archive_url).infer(INPUTS))  # the archive, stored unpacked and recorded under urls/
+    [record] = Cache().url_records()
+    return {"links_url": links_url, "archive_url": archive_url, "archive_sha": record["sha256"]}  # the unpacked entry's key
 
 
 def age(cache_dir: Path, sha: str, days: float) -> None:

@@ -21,14 +21,6 @@ from .test_api import INPUTS, check_outputs
 
 
 @pytest.fixture
-def echo_runner():
-    runner = EchoRunner()
-    carton.register_runner(runner)
-    yield runner
-    carton.unregister_runner(runner)
-
-
-@pytest.fixture
 def echo_archive(tmp_path: Path) -> Path:
     model_dir = write_echo_model(tmp_path / "echo-model")
     info = cf.CartonInfo(runner=cf.RunnerInfo("echo", "^1.4", 3, {"k": "v"}))

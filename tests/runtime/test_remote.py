@@ -137,7 +137,8 @@ def test_several_processes_download_once(server: Server, packed: Path, cache_dir
         assert out.strip() == "[2.0, 2.0]"
     full = [r for r in server.requests_for("shared.carton") if r.range is None]
     assert len(full) == 1, server.requests_for("shared.carton")
-    assert len(list((cache_dir / "files").glob("*/file"))) == 2  # the archive and the extracted model.pt
+    assert len(list((cache_dir / "files").glob("*/carton"))) == 1  # one copy: the archive stored unpacked
+    assert not list((cache_dir / "files").glob("*/file"))  # no archive, no extracted model.pt besides it
 
 
 # -- LINKS --------------------------------------------------------------------------------------------
