@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import progress
 from ..devices import DeviceSpec, resolve_torch_device
 from ..errors import CartonRuntimeError
 
@@ -148,6 +149,9 @@ class TorchScriptRunner:
     def load(self, files: Any, *, device: DeviceSpec, opts: dict[str, Any] | None = None) -> "TorchScriptModel":
         """Load ``model/model.pt`` with ``torch.jit.load`` onto the device; ``opts`` set torch's thread
         counts (process-wide: the first model asking sets them, see :func:`apply_opts`)."""
+        if "torch" not in sys.modules:  # the first load pays for importing torch: its own phase in the load log
+            with progress.phase("import torch"):
+                import torch
         import torch
 
         apply_opts(opts or {}, _describe(files))
