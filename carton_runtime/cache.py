@@ -13,6 +13,10 @@ Layout under the cache root (``CARTON_CACHE_DIR``, else ``cache_dir`` in the con
                                ``files/<sha256>/file``, the archive kept whole), its size, the hash
                                of its last bytes (for revalidation), and when it was last checked
     locks/<key>.lock           one lock file per item being produced
+    verified/<key>.json        {"dev", "ino", "size", "mtime_ns", "ctime_ns", "sha256", "path"}: a
+                               local file used in place (a file of an unpacked carton) that was
+                               hashed and matched ``sha256``, while its stat was this; ``<key>`` is
+                               the sha256 of "<dev>:<ino>" (see :class:`FileStamp`)
 
 Last use: every cache hit (:meth:`Cache.lookup`, and so :meth:`Cache.url_lookup`) sets the
 modification time of the entry's directory ``files/<sha256>/`` to now (one ``utime`` call; filesystem
@@ -23,9 +27,17 @@ its final place and an atomic rename, while holding the item's file lock, so con
 processes produce it once and readers never see a partial file.  Cached files are trusted
 afterwards (their size is checked on every lookup), which is what makes cached loads cheap.
 
+Verification records (``verified/``): a file used in place, outside ``files/<sha256>/file``, is
+hashed while the runner reads it; once it matched its MANIFEST hash, :meth:`Cache.record_verified`
+notes its :class:`FileStamp`, and a later load of a file with exactly that stamp skips the hash
+(:mod:`carton_runtime.model_files` decides when).  One small JSON file per file (device and inode),
+replaced atomically, so concurrent processes at worst write the same record twice.  ``clear``
+removes them; ``prune`` drops those whose file is gone or changed.
+
 Temporary entries are named after the item they produce and their owner:
 ``files/.tmp-<sha256>-<host>-<pid>-*`` (a file being staged), ``files/.tmp-download-<URL key>-<host>-<pid>-*``
-(a remote archive being downloaded), ``urls/.tmp-<host>-<pid>-*`` (a record being written).  A
+(a remote archive being downloaded), ``urls/.tmp-<host>-<pid>-*`` and ``verified/.tmp-<host>-<pid>-*``
+(a record being written).  A
 process killed mid-download leaves them behind; the first time a process produces something in
 a cache, :meth:`Cache.clean_stale` removes those no live process is working on: an entry whose
 owner (same host) is dead, or that is older than a day, and, for an item's entries, only while
@@ -46,7 +58,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -168,6 +180,36 @@ _cleaned_roots: set[str] = set()
 #: The payload of an entry: a file, or an unpacked carton (a directory).
 FILE = "file"
 UNPACKED = "carton"
+#: The folder of verification records.
+VERIFIED = "verified"
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """One version of a file, as ``stat`` tells it: any write changes ``ctime_ns`` (even one that
+    restores size and mtime), and device and inode tell a copy or a replaced file apart."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> "FileStamp | None":
+        """The stamp of ``path`` (symbolic links followed), or None where it cannot be stat'ed
+        or the file system gives no inode number (nothing then identifies the file)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if st.st_ino == 0:
+            return None
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def key(self) -> str:
+        """The record's name under ``verified/``: one per file, whatever its path."""
+        return sha256_hex(f"{self.dev}:{self.ino}".encode())
 
 
 class Staging:
@@ -372,12 +414,74 @@ class Cache:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    # -- verification records --------------------------------------------------------------------
+
+    def _verified_record(self, stamp: FileStamp) -> Path:
+        return self.root / VERIFIED / f"{stamp.key()}.json"
+
+    def verified_sha256(self, stamp: FileStamp) -> str | None:
+        """The sha256 recorded for the file with exactly this stamp, or None: no record, one of
+        another version of the file (any field differs), or one that cannot be read."""
+        try:
+            data = json.loads(self._verified_record(stamp).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or not _is_sha256(str(data.get("sha256"))):
+            return None
+        fields = ("dev", "ino", "size", "mtime_ns", "ctime_ns")
+        if any(type(data.get(f)) is not int or data[f] != getattr(stamp, f) for f in fields):
+            return None
+        return str(data["sha256"])
+
+    def record_verified(self, stamp: FileStamp, sha256: str, path: str | os.PathLike[str]) -> None:
+        """Note that the file with ``stamp`` (at ``path``, kept for ``prune``) hashed to ``sha256``;
+        replaced atomically.  Raises ``OSError`` or ``CartonRuntimeError`` (read-only cache)."""
+        if not _is_sha256(sha256):
+            raise CartonRuntimeError("E-RUNTIME-ARG", f"not a lowercase hex sha256: {sha256!r}")
+        folder = self._dir(VERIFIED)
+        data = {**asdict(stamp), "sha256": sha256, "path": os.fspath(path), "time": int(time.time())}
+        fd, tmp = tempfile.mkstemp(prefix=self.tmp_prefix(), dir=folder)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh)
+            os.replace(tmp, folder / f"{stamp.key()}.json")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def forget_verified(self, stamp: FileStamp) -> None:
+        """Drop the record of the file ``stamp`` names (any version of it); never raises."""
+        with contextlib.suppress(OSError):
+            self._verified_record(stamp).unlink(missing_ok=True)
+
+    def prune_verified(self) -> int:
+        """Drop the records whose file is gone or changed since (they can never match again); returns how many."""
+        removed = 0
+        try:
+            names = [e.name for e in os.scandir(self.root / VERIFIED) if e.name.endswith(".json") and not e.name.startswith(".")]
+        except OSError:
+            return removed
+        for name in names:
+            record = self.root / VERIFIED / name
+            try:
+                data = json.loads(record.read_text())
+                path = data["path"]
+                stamp = FileStamp.of(path) if isinstance(path, str) else None
+                live = stamp is not None and name == f"{stamp.key()}.json" and self.verified_sha256(stamp) is not None
+            except (OSError, ValueError, TypeError, KeyError):
+                live = False
+            if not live:
+                with contextlib.suppress(OSError):
+                    record.unlink()
+                    removed += 1
+        return removed
+
     # -- maintenance ------------------------------------------------------------------------------
 
     def clear(self) -> int:
         """Remove everything (other processes' in-flight downloads fail cleanly); returns the bytes freed."""
         before = self.size_bytes()
-        for name in ("files", "urls"):
+        for name in ("files", "urls", VERIFIED):
             shutil.rmtree(self.root / name, ignore_errors=True)
         return max(0, before - self.size_bytes())
 
@@ -470,6 +574,7 @@ class Cache:
             else:
                 result.skipped.append(entry)
         result.freed_bytes = sum(e.size for e in result.removed)
+        self.prune_verified()  # records of files removed above (or elsewhere) are dead weight
         return result
 
     def clean_stale_once(self) -> None:
@@ -494,7 +599,7 @@ class Cache:
         removed: list[Path] = []
         now = time.time()
         host = _host_tag()
-        for folder in (self.root / "files", self.root / "urls"):
+        for folder in (self.root / "files", self.root / "urls", self.root / VERIFIED):
             try:
                 names = [e.name for e in os.scandir(folder) if e.name.startswith(".tmp-")]
             except OSError:
@@ -569,6 +674,8 @@ def _tree_bytes(root: Path) -> int:
 __all__ = [
     "ENV_CACHE_DIR",
     "FILE",
+    "VERIFIED",
+    "FileStamp",
     "LOCK_STALE_AGE_S",
     "UNPACKED",
     "STALE_AGE_S",

@@ -8,6 +8,7 @@ error), 2 usage error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import re
@@ -276,13 +277,15 @@ def _print_outputs(outputs: dict[str, Any]) -> None:
 
 def _load(args: argparse.Namespace) -> Any:
     from . import sync
+    from .config import reverifying
 
-    return sync.load(
-        args.source,
-        visible_device=args.device,
-        override_runner_name=args.override_runner,
-        override_required_framework_version=args.override_framework_version,
-    )
+    with reverifying() if args.reverify else contextlib.nullcontext():
+        return sync.load(
+            args.source,
+            visible_device=args.device,
+            override_runner_name=args.override_runner,
+            override_required_framework_version=args.override_framework_version,
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -507,6 +510,10 @@ def _load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--override-runner", default=None, help="override_runner_name")
     p.add_argument("--override-framework-version", default=None, help="override_required_framework_version, e.g. '=2.13' or '*'")
     p.add_argument("--json", action="store_true", help="machine-readable output (no progress bars)")
+    p.add_argument(
+        "--reverify", action="store_true",
+        help="hash every model file again, even one verified before and unchanged since (as CARTON_VERIFY=always)",
+    )
     _progress_option(p)
 
 
@@ -612,7 +619,8 @@ def _register_cache(subparsers: Any) -> None:
     common(p)
     p.set_defaults(func=_wrap(cmd_cache_info))
     p = sub.add_parser(
-        "clear", help="remove everything (asks nothing)", description="Remove every cached file and URL record; prints what was freed.",
+        "clear", help="remove everything (asks nothing)",
+        description="Remove every cached file, URL record and verification record; prints what was freed.",
     )
     common(p)
     p.set_defaults(func=_wrap(cmd_cache_clear))

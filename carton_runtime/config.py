@@ -17,17 +17,28 @@ default file means "all defaults").  ``~`` is expanded in every value.  Unknown 
 no file, a file that is not TOML, a value of the wrong type), this is an ``E-RUNTIME-ARG`` error
 naming the file.  An empty environment variable counts as unset.  The file is read on every
 :func:`load_config` call (it is small), so changes to the environment take effect at once.
+
+Verification (``CARTON_VERIFY``, environment only): ``memo`` (the default) lets a local model
+file used in place that was verified before, and has not changed since (same device, inode,
+size, mtime and ctime), skip its hash (see :mod:`carton_runtime.model_files`); ``always`` hashes
+it on every load.  ``carton run|selftest --reverify`` is ``always`` for one command
+(:func:`reverifying`).  Any other value warns and counts as ``always``: when in doubt, verify.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import CartonRuntimeError
+
+log = logging.getLogger(__name__)
 
 ENV_CONFIG_PATH = "CARTON_CONFIG_PATH"
 DEFAULT_CONFIG_PATH = "~/.carton/config.toml"
@@ -112,4 +123,46 @@ def load_config() -> Config:
     return Config(config_path=path, config_loaded=data is not None, **values)
 
 
-__all__ = ["DEFAULT_CONFIG_PATH", "ENV_CONFIG_PATH", "SETTINGS", "Config", "config_path", "load_config"]
+ENV_VERIFY = "CARTON_VERIFY"
+VERIFY_MEMO = "memo"
+VERIFY_ALWAYS = "always"
+
+_reverify: contextvars.ContextVar[bool] = contextvars.ContextVar("carton_reverify", default=False)
+
+
+def verify_always() -> bool:
+    """Whether local model files must be hashed on this load even when a verification record
+    says they did not change (``CARTON_VERIFY=always``, or inside :func:`reverifying`)."""
+    if _reverify.get():
+        return True
+    value = (_env(ENV_VERIFY) or VERIFY_MEMO).strip().lower()
+    if value == VERIFY_MEMO:
+        return False
+    if value != VERIFY_ALWAYS:
+        log.warning("%s=%r is neither %r nor %r; verifying every file (%r)", ENV_VERIFY, value, VERIFY_MEMO, VERIFY_ALWAYS, VERIFY_ALWAYS)
+    return True
+
+
+@contextlib.contextmanager
+def reverifying() -> Iterator[None]:
+    """Loads inside the block (this thread or task) hash every local model file again."""
+    token = _reverify.set(True)
+    try:
+        yield
+    finally:
+        _reverify.reset(token)
+
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "ENV_CONFIG_PATH",
+    "ENV_VERIFY",
+    "SETTINGS",
+    "VERIFY_ALWAYS",
+    "VERIFY_MEMO",
+    "Config",
+    "config_path",
+    "load_config",
+    "reverifying",
+    "verify_always",
+]

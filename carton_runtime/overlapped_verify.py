@@ -1,50 +1,81 @@
-"""Verification overlapped with loading: sha256 on a helper thread while the runner reads.
+"""Verification overlapped with loading: sha256 on the other core while the runner reads.
 
 Builds on ``carton_format.integrity`` (the mismatch error, chunk sizes); what this module adds
-is the threading that lets a cold load cost about max(hash, load) instead of hash + load.
+is the concurrency that lets a cold load cost about max(hash, load) instead of hash + load.
 
-Two shapes, both hashing with ``hashlib`` (OpenSSL, which releases the GIL for the whole call):
+``torch.jit.load`` holds the GIL for its whole parse (measured: a thread hashing 1 MiB chunks
+got 1 MB done during a 445 ms load), so a hasher beside it must not need the GIL:
 
-* :class:`RangeHasher` hashes a range of a file that is used in place (a file of an unpacked
-  directory): one ``hashlib`` call over an ``mmap``, started before the runner begins parsing.
-* :class:`CopyHasher` copies a range of one file into a new file on the calling thread
-  (``copy_file_range``, chunk by chunk) while the helper thread hashes the *destination* right
-  behind it.  So the bytes that are hashed are the bytes the runner reads and the cache keeps.
-  Hashing the source instead would let a writer that changes the archive during the copy get
-  bytes nobody checked into the cache, where they would be trusted from then on.
+* :class:`ProcessHasher` hashes a file range in a small child interpreter (``python -I -S``,
+  about 15 ms to start), which reads the file from the page cache on its own core.  Its memory
+  is its own: the runner's process keeps the peak RSS of the runner alone.  Used for ranges of
+  at least ``PROCESS_MIN`` bytes.
+* :class:`RangeHasher` is the in-process form, for small ranges and where no child interpreter
+  can be started (an embedded Python, a sandbox): one ``hashlib`` call over an ``mmap`` (GIL
+  released for the whole call), whose mapped pages do count in this process's RSS.
+* :class:`CopyHasher` copies a range of one file into a new file (``copy_file_range``, in the
+  kernel), then hashes the *destination* with one of the above while the runner parses it.  So
+  the bytes that are hashed are the bytes the runner reads and the cache keeps: hashing the
+  source instead would let a writer that changes the archive during the copy get bytes nobody
+  checked into the cache, where they would be trusted from then on.
 
-The GIL matters because ``torch.jit.load`` holds it for its whole parse: a helper thread that
-needs the GIL between two ``hashlib`` calls would sit idle until torch is done.  During the copy,
-the calling thread holds the GIL only for a moment between chunks, so the helper hashes what was
-copied so far in small pieces (``readinto`` a 256 KiB buffer: reading the destination through an
-``mmap`` while it is being written slowed the copy down by half).  When the copy is done,
-:meth:`CopyHasher.copy` returns only once the helper has started its last call, which hashes
-everything still left in one go through an ``mmap``, while the caller parses.
-
-Measured on a 2-vCPU VM with a 100 MB model: the copy takes about 36 ms alone and 50 ms with
-the hashing beside it, and about 64% of the bytes are hashed by the time it ends, so the rest is
-hashed while torch parses (45-50 ms) and the load ends when torch is done.  Hashing the archive
-in one call instead, beside the copy, was about 5% faster, but it checks the archive's bytes, not
-the bytes that end up in the cache.
+Measured on this 2-vCPU VM with a 438 MB model (``bench/load_bench.py``): the copy alone takes
+about 150 ms (the disk makes it noisy), sha256 about 250 ms, ``torch.jit.load`` about 300 ms;
+hashing behind the copy in a thread slowed the copy and, finished through an ``mmap`` during the
+parse, raised the peak RSS by about 170 MiB (1.26x ``torch.jit.load`` in a fresh process).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import mmap
 import os
+import struct
+import subprocess
+import sys
 import threading
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import BinaryIO, Iterator
 
-from carton_format.integrity import CHUNK_SIZE, PARALLEL_MIN, check_sha256, mismatch_error
+from carton_format.integrity import CHUNK_SIZE, check_sha256, mismatch_error
 
 from .errors import CartonRuntimeError
 
-COPY_CHUNK = 2 * CHUNK_SIZE  # the copy publishes its progress to the hasher this often
-READ_CHUNK = PARALLEL_MIN  # the hasher reads the copy in pieces this big while the copy runs
+log = logging.getLogger(__name__)
+
+COPY_CHUNK = 2 * CHUNK_SIZE  # the copy reports its progress this often
 BOUNCE_CHUNK = 2 * CHUNK_SIZE  # read/write fallback where copy_file_range cannot be used
+PROCESS_MIN = 32 * 1024 * 1024  # ranges this big are hashed in a child interpreter
+
+# The child: sha256 of LENGTH bytes of PATH from OFFSET, printed in hex; exit 3 when the file
+# is shorter.  pread into one reused buffer: its memory stays at about a MiB.  With FOLLOW, the
+# range is being written while it is hashed: stdin brings 8-byte little-endian counts of the
+# bytes written so far, and the child never reads past the last count (exit 4 when stdin ends
+# before the range is complete: the copy failed).
+_CHILD_CODE = """
+import hashlib, os, struct, sys
+path, offset, left = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+follow = len(sys.argv) > 4
+ready = 0 if follow else left
+digest, buf = hashlib.sha256(), bytearray(1 << 20)
+view = memoryview(buf)
+fd = os.open(path, os.O_RDONLY)
+done = 0
+while done < left:
+    while ready <= done:
+        msg = sys.stdin.buffer.read(8)
+        if len(msg) < 8:
+            sys.exit(4)
+        ready = min(left, struct.unpack("<Q", msg)[0])
+    n = os.preadv(fd, [view[: min(ready - done, len(buf))]], offset + done)
+    if not n:
+        sys.exit(3)
+    digest.update(view[:n])
+    done += n
+print(digest.hexdigest())
+"""
 
 
 class _Background:
@@ -106,76 +137,129 @@ class RangeHasher(_Background):
                     return hashlib.sha256(view).hexdigest()  # one call: the GIL is released
 
 
-class CopyHasher(_Background):
+def _child_interpreter() -> str | None:
+    """This Python's own interpreter, when there is one to start (not an embedding host)."""
+    exe = sys.executable
+    if not exe or not os.path.basename(exe).lower().startswith("python"):
+        return None
+    return exe
+
+
+class ProcessHasher:
+    """sha256 of ``length`` bytes of ``path`` from ``offset``, computed by a child interpreter
+    started here (see the module docstring); ``result()`` waits for it."""
+
+    def __init__(self, path: Path, offset: int, length: int, interpreter: str, *, follow: bool = False) -> None:
+        self._path = path
+        self._follow = follow
+        args = [interpreter, "-I", "-S", "-c", _CHILD_CODE, os.fspath(path), str(offset), str(length)]
+        # Raises OSError when no process can be started; callers then hash in-process.
+        self._child = subprocess.Popen(
+            [*args, "follow"] if follow else args,
+            stdin=subprocess.PIPE if follow else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
+        )
+
+    def written(self, n: int) -> None:
+        """(``follow``) The first ``n`` bytes of the range are written and may be hashed."""
+        stdin = self._child.stdin
+        if stdin is None or stdin.closed:
+            return
+        try:
+            stdin.write(struct.pack("<Q", n))
+            stdin.flush()
+        except OSError:  # the child is gone: result() says why
+            stdin.close()
+
+    def result(self) -> str:
+        """The hex digest, once the child is done (``E-RUNTIME-SOURCE`` when it could not read)."""
+        if self._child.stdin is not None and not self._child.stdin.closed:
+            try:
+                self._child.stdin.close()
+            except OSError:
+                pass
+        out = self._child.stdout.read() if self._child.stdout else b""
+        err = self._child.stderr.read() if self._child.stderr else b""
+        self._child.wait()
+        for stream in (self._child.stdout, self._child.stderr):
+            if stream is not None:
+                stream.close()
+        if self._child.returncode == 0:
+            return out.decode("ascii").strip()
+        if self._child.returncode == 3:
+            reason = "it ended before the range did"
+        elif self._child.returncode == 4:
+            reason = "the copy did not complete"
+        else:
+            reason = (err.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
+        raise CartonRuntimeError("E-RUNTIME-SOURCE", f"cannot read {self._path}: {reason}")
+
+
+Hasher = RangeHasher | ProcessHasher
+
+
+def hash_range(path: Path, offset: int, length: int) -> Hasher:
+    """Start hashing ``length`` bytes of ``path`` from ``offset`` beside the caller: in a child
+    interpreter for big ranges, else (or when none can be started) on a thread."""
+    interpreter = _child_interpreter() if length >= PROCESS_MIN else None
+    if interpreter is not None:
+        try:
+            return ProcessHasher(path, offset, length, interpreter)
+        except OSError as exc:
+            log.debug("cannot start a hashing process (%s); hashing %s in this process", exc, path)
+    return RangeHasher(path, offset, length)
+
+
+class CopyHasher:
     """Copy ``length`` bytes of ``src`` from ``offset`` into a new file ``dest`` and hash what
-    was written.  Call :meth:`copy` (on the calling thread), then :meth:`result`."""
+    was written.  Call :meth:`copy` (on the calling thread), then :meth:`result`.
+
+    A big range is hashed by a child interpreter right behind the copy (it is told how far the
+    copy got after each chunk and reads the destination up to there); a small one, or one with
+    no child interpreter to start, is hashed on a thread once the copy is done."""
 
     def __init__(self, src: Path, offset: int, length: int, dest: Path) -> None:
-        super().__init__(dest)
         self._src, self._offset, self._length, self._dest = src, offset, length, dest
-        self._cond = threading.Condition()
-        self._copied = 0  # bytes of dest written so far (guarded by _cond)
-        self._finished = False  # the copy ended, successfully or not (guarded by _cond)
-        self._last_call = threading.Event()  # the hasher is in its final hashlib call, or ended
-        with open(dest, "wb") as fh:
-            fh.truncate(length)  # full size up front (the hasher's final mmap); it never reads past _copied
-        self._thread.start()
-
-    # -- the hasher thread ----------------------------------------------------------------------
-
-    def _done(self) -> None:
-        self._last_call.set()
-
-    def _hash(self) -> str:
-        digest = hashlib.sha256()
-        done = 0
-        with open(self._dest, "rb", buffering=0) as fh:
-            buf = bytearray(READ_CHUNK)
-            while True:
-                copied, finished = self._wait_for(done)
-                if finished:
-                    if copied != self._length:
-                        raise OSError("the copy did not complete")
-                    return self._hash_rest(fh.fileno(), digest, done)
-                fh.seek(done)
-                with memoryview(buf) as view:  # while the copy runs: read what it wrote, in pieces
-                    while done < copied:
-                        n = fh.readinto(view[: min(READ_CHUNK, copied - done)])
-                        if not n:
-                            raise OSError(f"{self._dest} is shorter than what was copied")
-                        digest.update(view[:n])
-                        done += n
-
-    def _hash_rest(self, fd: int, digest: Any, done: int) -> str:
-        """The bytes left once the copy is over, in one ``hashlib`` call on an ``mmap``, so
-        that a caller then holding the GIL for long does not stall it."""
-        if done == self._length:
-            self._last_call.set()
-            return digest.hexdigest()
-        with mmap.mmap(fd, self._length, access=mmap.ACCESS_READ) as mm, memoryview(mm)[done:] as rest:
-            self._last_call.set()
-            digest.update(rest)
-        return digest.hexdigest()
-
-    def _wait_for(self, done: int) -> tuple[int, bool]:
-        """Block until the copy got past ``done`` bytes or ended; (bytes copied, ended)."""
-        with self._cond:
-            while self._copied == done and not self._finished:
-                self._cond.wait()
-            return self._copied, self._finished
-
-    # -- the calling thread ----------------------------------------------------------------------
+        self._error: str | None = None
+        with open(dest, "wb"):
+            pass
+        self._behind: ProcessHasher | None = None
+        interpreter = _child_interpreter() if length >= PROCESS_MIN else None
+        if interpreter is not None:
+            try:
+                self._behind = ProcessHasher(dest, 0, length, interpreter, follow=True)
+            except OSError as exc:
+                log.debug("cannot start a hashing process (%s); hashing %s after the copy", exc, dest)
+        self._hasher: Hasher | None = self._behind
 
     def copy(self) -> None:
-        """Copy on this thread; returns when the hasher has started on the last bytes."""
+        """Copy on this thread; returns with the hash of the copy under way beside the caller."""
         try:
             with open(self._src, "rb") as fin, open(self._dest, "r+b") as fout:
                 self._copy(fin, fout)
-        finally:
-            with self._cond:
-                self._finished = True
-                self._cond.notify()
-            self._last_call.wait()
+        except BaseException as exc:
+            self._error = f"the copy did not complete ({type(exc).__name__})"
+            raise
+        if self._behind is None:
+            self._hasher = hash_range(self._dest, 0, self._length)
+
+    def result(self) -> str:
+        """The sha256 of the copy (``E-RUNTIME-SOURCE`` when the copy failed)."""
+        if self._error is not None:
+            if self._behind is not None:  # reap the child (told nothing more, it stops)
+                try:
+                    self._behind.result()
+                except CartonRuntimeError:
+                    pass
+            raise CartonRuntimeError("E-RUNTIME-SOURCE", f"cannot hash {self._dest}: {self._error}")
+        if self._hasher is None:
+            raise CartonRuntimeError("E-RUNTIME-SOURCE", f"cannot hash {self._dest}: copy() was not called")
+        return self._hasher.result()
+
+    def _progress(self, done: int) -> None:
+        """``done`` bytes are copied (also a hook for tests that change the source mid-copy)."""
+        if self._behind is not None:
+            self._behind.written(done)
 
     def _copy(self, fin: BinaryIO, fout: BinaryIO) -> None:
         done, length, offset = 0, self._length, self._offset
@@ -195,17 +279,8 @@ class CopyHasher(_Background):
                 if not n:
                     raise CartonRuntimeError("E-RUNTIME-SOURCE", f"{self._src} ended early") from None
                 fout.write(memoryview(buf)[:n])
-                fout.flush()  # the hasher reads the file, not this object's buffer
                 done += n
                 self._progress(done)
-
-    def _progress(self, done: int) -> None:
-        with self._cond:
-            self._copied = done
-            self._cond.notify()
-
-
-Hasher = RangeHasher | CopyHasher
 
 
 @contextlib.contextmanager
@@ -226,4 +301,4 @@ def verified_on_exit(member: str, expected: str, hasher: Hasher) -> Iterator[Non
     check_sha256(member, expected, hasher.result())
 
 
-__all__ = ["COPY_CHUNK", "CopyHasher", "RangeHasher", "verified_on_exit"]
+__all__ = ["COPY_CHUNK", "PROCESS_MIN", "CopyHasher", "Hasher", "ProcessHasher", "RangeHasher", "hash_range", "verified_on_exit"]

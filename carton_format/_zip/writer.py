@@ -6,7 +6,8 @@ fields except zip64 where needed, entries in call order: the same inputs give th
 Streaming: member data goes through in chunks of a few MiB (peak memory does not grow with the
 member); the local header is written first with placeholder CRC/sizes and patched afterwards by
 seeking back, so no data descriptors are needed.  SHA-256 and CRC-32 are computed while the data
-passes (CRC-32 and the file write overlap SHA-256 on a worker thread, see ``hashing``).
+passes (CRC-32 and the file write overlap SHA-256 on a worker thread, see ``hashing``).  Stored
+members from regular files are copied by the kernel and hashed behind the copy (``filecopy``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .._paths import check_member_path, collision_key
 from ..errors import CartonFormatError
 from ..integrity import CHUNK_SIZE, DigestPair
 from ..limits import DEFAULT_LIMITS, Limits
+from . import filecopy
 from .codecs import make_encoder
 from .records import (
     CREATE_UNIX,
@@ -150,6 +152,7 @@ class ZipWriter:
             level=level,
             zstd_content_size=zstd_content_size,
             external_attr=FILE_ATTR,
+            source=src,
         )
 
     def add_bytes(
@@ -325,6 +328,7 @@ class ZipWriter:
         level: int | None,
         zstd_content_size: bool,
         external_attr: int,
+        source: IO[bytes] | None = None,
     ) -> WrittenMember:
         self._check_usable()
         if method not in SUPPORTED_METHODS:
@@ -353,9 +357,13 @@ class ZipWriter:
                     extra=pack_zip64_extra([0, 0]) if zip64_local else b"",
                 )
             )
-            if self.progress is not None:
-                chunks = _reported(chunks, self.progress)
-            digest, csize = self._write_data(name, chunks, method, size, level, zstd_content_size)
+            digest = self._kernel_copy(source, size) if method == METHOD_STORED and source is not None else None
+            if digest is not None:
+                csize = digest.size
+            else:
+                if self.progress is not None:
+                    chunks = _reported(chunks, self.progress)
+                digest, csize = self._write_data(name, chunks, method, size, level, zstd_content_size)
             usize = digest.size
             if size is not None and usize != size:
                 raise CartonFormatError(
@@ -378,6 +386,25 @@ class ZipWriter:
             _Record(raw_name, flags, method, version_needed, digest.crc32(), csize, usize, offset, external_attr)
         )
         return WrittenMember(name, method, digest.sha256_hex(), digest.crc32(), usize, csize)
+
+    def _kernel_copy(self, src: IO[bytes], size: int | None) -> DigestPair | None:
+        """A stored member from a regular file, copied by the kernel and hashed behind the copy
+        (see ``filecopy``); None when that does not apply (nothing written, ``src`` unmoved)."""
+        try:
+            src_fd, out_fd = src.fileno(), self._f.fileno()
+            if not filecopy.usable(src_fd, out_fd, size):
+                return None
+            src_offset = src.tell()
+            self._f.flush()
+        except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+            return None  # not a file with a descriptor: the read/write path
+        digest = filecopy.kernel_copy(src_fd, src_offset, out_fd, self._pos, self.progress)
+        if digest is None:
+            return None
+        self._pos += digest.size
+        self._f.seek(self._pos)
+        src.seek(src_offset + digest.size)  # read to its end, as the read/write path leaves it
+        return digest
 
     def _write_data(
         self,
