@@ -53,6 +53,8 @@ bench: $(STAMP)
 	$(PY) bench/format_bench.py
 	$(PY) bench/runtime_bench.py
 	$(PY) bench/hostile_bench.py
+	$(PY) bench/load_bench.py
+	$(PY) bench/pack_bench.py
 
 # Fuzzing (fuzz/README.md): FUZZ_SECONDS in all, shared by the targets by weight (FUZZ_TARGET=all
 # or a comma-separated list); corpora, crashes and summary.json under fuzz/out/ (git-ignored).

@@ -31,35 +31,16 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 PAUSE_S = 0.5
 
 
 def build_model() -> Any:
-    """A BERT-base shaped TorchScript module (12 layers, 768 wide, 30522-token vocabulary)."""
-    import torch
+    """A BERT-base shaped TorchScript module (bench/bert_like.py)."""
+    from bert_like import build_bert_like
 
-    class BertLike(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.tok = torch.nn.Embedding(30522, 768)
-            self.pos = torch.nn.Embedding(512, 768)
-            self.typ = torch.nn.Embedding(2, 768)
-            self.norm = torch.nn.LayerNorm(768)
-            self.layers = torch.nn.ModuleList(
-                [torch.nn.TransformerEncoderLayer(768, 12, 3072, batch_first=True) for _ in range(12)]
-            )
-            self.pool = torch.nn.Linear(768, 768)
-
-        def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            ids = inputs["input_ids"]
-            pos = torch.arange(ids.shape[1]).unsqueeze(0)
-            h = self.norm(self.tok(ids) + self.pos(pos) + self.typ(torch.zeros_like(ids)))
-            for layer in self.layers:
-                h = layer(h)
-            return {"pooled": torch.tanh(self.pool(h[:, 0]))}
-
-    return torch.jit.script(BertLike().eval())
+    return build_bert_like()
 
 
 def _settle() -> None:

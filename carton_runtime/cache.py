@@ -404,12 +404,15 @@ class Cache:
         (self.root / "urls" / f"{url_key(url)}.json").unlink(missing_ok=True)
 
     def _write_url_record(self, url: str, data: dict[str, Any]) -> None:
-        urls = self._dir("urls")
-        fd, tmp = tempfile.mkstemp(prefix=self.tmp_prefix(), dir=urls)
+        self._write_json(self._dir("urls"), f"{url_key(url)}.json", data)
+
+    def _write_json(self, folder: Path, name: str, data: dict[str, Any]) -> None:
+        """``folder/name`` replaced atomically by ``data`` as JSON (a temporary file, then rename)."""
+        fd, tmp = tempfile.mkstemp(prefix=self.tmp_prefix(), dir=folder)
         try:
             with os.fdopen(fd, "w") as fh:
                 json.dump(data, fh)
-            os.replace(tmp, urls / f"{url_key(url)}.json")
+            os.replace(tmp, folder / name)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -438,16 +441,8 @@ class Cache:
         replaced atomically.  Raises ``OSError`` or ``CartonRuntimeError`` (read-only cache)."""
         if not _is_sha256(sha256):
             raise CartonRuntimeError("E-RUNTIME-ARG", f"not a lowercase hex sha256: {sha256!r}")
-        folder = self._dir(VERIFIED)
         data = {**asdict(stamp), "sha256": sha256, "path": os.fspath(path), "time": int(time.time())}
-        fd, tmp = tempfile.mkstemp(prefix=self.tmp_prefix(), dir=folder)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh)
-            os.replace(tmp, folder / f"{stamp.key()}.json")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self._write_json(self._dir(VERIFIED), f"{stamp.key()}.json", data)
 
     def forget_verified(self, stamp: FileStamp) -> None:
         """Drop the record of the file ``stamp`` names (any version of it); never raises."""

@@ -50,17 +50,17 @@ BOUNCE_CHUNK = 2 * CHUNK_SIZE  # read/write fallback where copy_file_range canno
 PROCESS_MIN = 32 * 1024 * 1024  # ranges this big are hashed in a child interpreter
 
 # The child: sha256 of LENGTH bytes of PATH from OFFSET, printed in hex; exit 3 when the file
-# is shorter.  pread into one reused buffer: its memory stays at about a MiB.  With FOLLOW, the
-# range is being written while it is hashed: stdin brings 8-byte little-endian counts of the
-# bytes written so far, and the child never reads past the last count (exit 4 when stdin ends
-# before the range is complete: the copy failed).
+# is shorter.  It hashes the page cache through ``mmap`` (no copy into a buffer: the runner
+# beside it is reading the same memory bus; the mapped pages count in the child's RSS only).
+# With FOLLOW, the range is being written while it is hashed: stdin brings 8-byte little-endian
+# counts of the bytes written so far, and the child never reads past the last count (exit 4
+# when stdin ends before the range is complete: the copy failed).
 _CHILD_CODE = """
-import hashlib, os, struct, sys
+import hashlib, mmap, os, struct, sys
 path, offset, left = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 follow = len(sys.argv) > 4
 ready = 0 if follow else left
-digest, buf = hashlib.sha256(), bytearray(1 << 20)
-view = memoryview(buf)
+digest = hashlib.sha256()
 fd = os.open(path, os.O_RDONLY)
 done = 0
 while done < left:
@@ -69,11 +69,14 @@ while done < left:
         if len(msg) < 8:
             sys.exit(4)
         ready = min(left, struct.unpack("<Q", msg)[0])
-    n = os.preadv(fd, [view[: min(ready - done, len(buf))]], offset + done)
-    if not n:
+    start, end = offset + done, offset + ready
+    if os.fstat(fd).st_size < end:
         sys.exit(3)
-    digest.update(view[:n])
-    done += n
+    base = start - start % mmap.ALLOCATIONGRANULARITY
+    with mmap.mmap(fd, end - base, access=mmap.ACCESS_READ, offset=base) as mm:
+        with memoryview(mm) as whole, whole[start - base:] as part:
+            digest.update(part)
+    done = ready
 print(digest.hexdigest())
 """
 
