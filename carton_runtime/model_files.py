@@ -5,9 +5,10 @@ disk holding exactly the MANIFEST-listed content:
 
 * cached already (content-addressed by the MANIFEST sha256): that file, nothing to check;
 * a member whose bytes lie uncompressed in a local archive (the source's ``stored_span``): copied
-  into a cache staging file with the kernel's ``copy_file_range`` while a thread hashes the *copy*
-  right behind it (:class:`~carton_runtime.overlapped_verify.CopyHasher`), so hashing overlaps copying *and* the runner's
-  parsing, and what is hashed is exactly what the runner reads and the cache keeps; the
+  into a cache staging file with the kernel's ``copy_file_range`` while a child interpreter (a
+  thread for small files) hashes the *copy* right behind it
+  (:class:`~carton_runtime.overlapped_verify.CopyHasher`), so hashing overlaps copying *and* the
+  runner's parsing, and what is hashed is exactly what the runner reads and the cache keeps; the
   ``with`` block's exit waits for the hash, publishes the file in the cache, or raises
   ``E-MANIFEST-MISMATCH`` (the runner discards what it loaded);
 * a compressed member: decoded through the format layer's verifying stream into the cache;
