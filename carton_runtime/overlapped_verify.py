@@ -242,6 +242,7 @@ class CopyHasher:
                 self._copy(fin, fout)
         except BaseException as exc:
             self._error = f"the copy did not complete ({type(exc).__name__})"
+            self._reap()
             raise
         if self._behind is None:
             self._hasher = hash_range(self._dest, 0, self._length)
@@ -249,15 +250,20 @@ class CopyHasher:
     def result(self) -> str:
         """The sha256 of the copy (``E-RUNTIME-SOURCE`` when the copy failed)."""
         if self._error is not None:
-            if self._behind is not None:  # reap the child (told nothing more, it stops)
-                try:
-                    self._behind.result()
-                except CartonRuntimeError:
-                    pass
+            self._reap()
             raise CartonRuntimeError("E-RUNTIME-SOURCE", f"cannot hash {self._dest}: {self._error}")
         if self._hasher is None:
             raise CartonRuntimeError("E-RUNTIME-SOURCE", f"cannot hash {self._dest}: copy() was not called")
         return self._hasher.result()
+
+    def _reap(self) -> None:
+        """After a failed copy: the child hashing behind it is told nothing more, so it stops; wait for it."""
+        behind, self._behind = self._behind, None
+        if behind is not None:
+            try:
+                behind.result()
+            except CartonRuntimeError:
+                pass
 
     def _progress(self, done: int) -> None:
         """``done`` bytes are copied (also a hook for tests that change the source mid-copy)."""

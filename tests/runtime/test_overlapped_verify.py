@@ -187,3 +187,17 @@ def test_big_ranges_are_hashed_outside_this_process_memory(tmp_path: Path) -> No
 
     assert grown_mib("thread") >= 64  # the mmap'd pages count while mapped
     assert grown_mib("auto") < 16
+
+
+def test_failed_copy_stops_the_child_hashing_behind_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy that fails leaves no child interpreter waiting for progress that never comes."""
+    monkeypatch.setattr(hashing, "PROCESS_MIN", 0)
+    src, data = _source(tmp_path, 10_000)
+    hasher = CopyHasher(src, 123, len(data) + 1000, tmp_path / "dest.bin")  # runs past the end
+    child = hasher._hasher
+    assert isinstance(child, ProcessHasher)
+    with pytest.raises(CartonRuntimeError, match="ended early"):
+        hasher.copy()
+    assert child._child.returncode == 4  # told nothing more, it stopped, and was waited for
+    with pytest.raises(CartonRuntimeError, match="did not complete"):
+        hasher.result()
