@@ -277,6 +277,21 @@ class _Bounded:
         return data
 
 
+class _CacheFile:
+    """A file being written into the cache: an ``OSError`` from writing it (a full disk, a quota)
+    is ``E-IO`` naming the cache, not a transfer failure of the URL (no other URL can help)."""
+
+    def __init__(self, out: IO[bytes], path: Path) -> None:
+        self._out = out
+        self._path = path
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._out.write(data)
+        except OSError as exc:
+            raise cf.CartonFormatError("E-IO", f"writing {self._path} into the cache failed: {exc.strerror or exc}") from None
+
+
 def _copy_verified(url: str, src: Any, dest: IO[bytes], sha256: str, member: str | None) -> int:
     """The format layer's copy-and-verify, with decoding and transport failures of the body
     reported as ``E-RUNTIME-HTTP``."""
@@ -320,7 +335,7 @@ class LinkFetcher:
                 raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: unsupported Content-Encoding {exc.args[0]!r}") from None
             bounded = _Bounded(body, received, url, ", ".join(_codings(response)), self.limits, path)
             with open(dest, "wb") as out:
-                _copy_verified(url, bounded, out, sha256, path)
+                _copy_verified(url, bounded, _CacheFile(out, dest), sha256, path)  # type: ignore[arg-type]
             timing.count(received.count)
 
     def fetch(self, path: str | None, sha256: str, urls: list[str]) -> Path:
@@ -340,6 +355,8 @@ class LinkFetcher:
                     self.downloads += 1
                     return staging.commit(url)
                 except CartonError as exc:
+                    if exc.code == "E-IO":  # the cache cannot take it: no other URL can help
+                        raise
                     log.warning("LINKS: %s: %s", url, exc)
                     failures.append((url, exc))
                     staging.path.unlink(missing_ok=True)  # nothing unverified stays, even for the next URL
@@ -392,7 +409,7 @@ def download_archive(cache: Cache, url: str, response: Any = None, *, verify: bo
                     raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: archive sent with Content-Encoding {encoding!r}")
                 try:
                     with progress.phase("fetch") as timing, progress.ByteBar(f"downloading {progress.transfer_name(url)}", expected) as bar:
-                        sha, total = copy_with_hashing(response, out, progress=bar.update)
+                        sha, total = copy_with_hashing(response, _CacheFile(out, tmp), progress=bar.update)  # type: ignore[arg-type]
                         timing.count(total)
                 except CartonError:
                     raise

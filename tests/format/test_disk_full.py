@@ -19,12 +19,10 @@ import json
 import logging
 import os
 import random
-import shutil
 import subprocess
 import sys
 import textwrap
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,7 @@ import carton_format as cf
 from carton_format._zip.writer import ZipWriter
 from carton_format.errors import CartonFormatError
 from tests.helpers import ROOT
+from tests.helpers.smallfs import mounted_tmpfs
 
 METHODS = {"stored": 0, "deflate": 8, "zstd": 93}
 ENOSPC_TEXT = os.strerror(errno.ENOSPC)
@@ -229,17 +228,8 @@ def _model_dir(root: Path, layout: str) -> Path:
 @pytest.fixture
 def small_fs(tmp_path: Path):
     """A 1 MiB tmpfs (root and mount(8) needed); unmounted afterwards."""
-    mount_point = tmp_path / f"tmpfs-{uuid.uuid4().hex[:8]}"
-    mount_point.mkdir()
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root and mount(8)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path, "1m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
 
 
 @pytest.mark.parametrize("layout", ["one big file", "many small files"])
