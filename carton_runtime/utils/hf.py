@@ -53,6 +53,17 @@ def _repo_info(hub: Any, api: Any, repo_id: str, revision: Optional[str]) -> Any
         raise CartonRuntimeError("E-RUNTIME-HTTP", f"Hugging Face Hub, {where}: {type(exc).__name__}: {exc}") from None
 
 
+def _lfs_sha256(lfs: Any) -> str | None:
+    """The LFS entry's sha256 when it is 64 lowercase hex digits (a MANIFEST hash), else None."""
+    try:
+        sha = lfs["sha256"]
+    except (KeyError, TypeError, IndexError):
+        sha = getattr(lfs, "sha256", None)
+    if isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha):
+        return sha
+    return None
+
+
 def get_linked_files(repo_id: str, revision: Optional[str]) -> Dict[str, list[str]]:
     """sha256 -> URLs of every LFS file of the Hub model repo ``repo_id`` at ``revision`` (None:
     the default branch), each URL pinned to the commit the revision resolves to: pass it as
@@ -68,8 +79,13 @@ def get_linked_files(repo_id: str, revision: Optional[str]) -> Dict[str, list[st
     for sibling in info.siblings or []:
         if sibling.lfs is None:
             continue
+        sha = _lfs_sha256(sibling.lfs)
+        if sha is None or not isinstance(sibling.rfilename, str) or not sibling.rfilename:
+            raise CartonRuntimeError(
+                "E-RUNTIME-HTTP", f"Hugging Face Hub, {repo_id}@{commit}: an LFS file without a valid name or sha256 in the answer: {sibling!r:.200}"
+            )
         url = hub.hf_hub_url(repo_id=repo_id, filename=sibling.rfilename, revision=commit, endpoint=api.endpoint)
-        mapping.setdefault(sibling.lfs["sha256"], []).append(url)
+        mapping.setdefault(sha, []).append(url)
     log.info("%s@%s: %d LFS file(s), %d distinct", repo_id, commit, sum(map(len, mapping.values())), len(mapping))
     return mapping
 

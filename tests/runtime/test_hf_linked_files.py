@@ -105,6 +105,10 @@ def _handler(hub: FakeHub) -> type:
             path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
             if path == "/api/models/acme/broken":
                 return self._error(500, None, "Internal Error - the fake hub is down", head)
+            if path == "/api/models/acme/badlfs":  # an LFS entry whose sha256 is no sha256
+                sibling = {"rfilename": "model.pt", "size": 3, "lfs": {"sha256": "../../etc", "size": 3, "pointerSize": 134}}
+                body = {"id": "acme/badlfs", "sha": COMMIT, "siblings": [sibling]}
+                return self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"}, head=head)
             if path == "/api/models/acme/nosha":
                 return self._send(200, json.dumps({"id": "acme/nosha", "siblings": []}).encode(), {"Content-Type": "application/json"}, head=head)
             api = f"/api/models/{REPO}"
@@ -245,3 +249,9 @@ def test_packed_with_the_mapping_loads_and_runs_from_the_hub(at_hub: FakeHub, tm
     check_outputs(model.infer(INPUTS))
     assert at_hub.paths(f"/{REPO}/resolve/{COMMIT}/model.pt")  # fetched from the hub's first URL
     assert not at_hub.paths(f"/{REPO}/resolve/{COMMIT}/copies/")
+
+
+def test_a_hub_answer_with_a_bad_lfs_sha256_is_refused(at_hub: FakeHub) -> None:
+    with pytest.raises(CartonRuntimeError) as err:
+        get_linked_files("acme/badlfs", None)
+    assert err.value.code == "E-RUNTIME-HTTP" and "valid name or sha256" in err.value.message
