@@ -127,12 +127,11 @@ def check_shape(value: Any) -> Shape:
         return value
     if not isinstance(value, (list, tuple)):
         raise CartonFormatError("E-ARG-INVALID", f"must be None, a str or a list of dimensions, not {type(value).__name__}", key="shape")
-    dims = value if isinstance(value, list) else list(value)
+    dims = list(value)  # the spec's own list, as the original's bindings keep their own copy
     for i, dim in enumerate(dims):
         if dim is None or isinstance(dim, str) or (type(dim) is int and 0 <= dim < _MAX_DIM):
             continue
         if isinstance(dim, np.integer) and 0 <= dim < _MAX_DIM:
-            dims = dims if dims is not value else list(dims)
             dims[i] = int(dim)
             continue
         raise CartonFormatError("E-ARG-INVALID", f"must be a non-negative int, a str or None, not {dim!r}", key=f"shape[{i}]")

@@ -121,19 +121,21 @@ def _load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None, limits
             with progress.phase("open"):
                 opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy, download=True)
             info = options.merged_info(opened.archive.info)
-        files = ArchiveModelFiles(opened.archive, cache=cache, fetcher=fetcher)
-        try:
+
+        def runner_load() -> Any:
+            files = ArchiveModelFiles(opened.archive, cache=cache, fetcher=fetcher)
             with progress.phase("runner load"):
-                runner_model = runner.load(files, device=device, opts=dict(info.runner.opts or {}))
+                return runner.load(files, device=device, opts=dict(info.runner.opts or {}))
+
+        try:
+            runner_model = runner_load()
         except cf.CartonFormatError as exc:  # a damaged cached copy of a URL: downloaded again, once
             fresh = reopen_damaged(opened, exc, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy)
             if fresh is None:
                 raise
             opened = fresh
             info = options.merged_info(opened.archive.info)
-            files = ArchiveModelFiles(opened.archive, cache=cache, fetcher=fetcher)
-            with progress.phase("runner load"):
-                runner_model = runner.load(files, device=device, opts=dict(info.runner.opts or {}))
+            runner_model = runner_load()
     except BaseException:
         opened.close()
         raise

@@ -81,15 +81,21 @@ print(digest.hexdigest())
 """
 
 
-class _Background:
-    """A daemon thread computing ``self.digest``; ``result()`` joins it and returns the hex
-    digest, or raises ``E-RUNTIME-SOURCE`` if the file could not be read."""
+class RangeHasher:
+    """sha256 of ``length`` bytes of ``path`` from ``offset``, on a daemon thread started here;
+    ``result()`` joins it (``E-RUNTIME-SOURCE`` if the file could not be read).
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    The constructor returns once the thread is about to enter its single ``hashlib`` call, so
+    that a caller going on to hold the GIL (``torch.jit.load``) does not stall it."""
+
+    def __init__(self, path: Path, offset: int, length: int) -> None:
+        self._path, self._offset, self._length = path, offset, length
         self.digest: str | None = None
         self.error: BaseException | None = None
+        self._started = threading.Event()
         self._thread = threading.Thread(target=self._guarded, name="carton-verify", daemon=True)
+        self._thread.start()
+        self._started.wait()
 
     def _guarded(self) -> None:
         try:
@@ -97,37 +103,7 @@ class _Background:
         except BaseException as exc:  # noqa: BLE001 - reported by result()
             self.error = exc
         finally:
-            self._done()
-
-    def _hash(self) -> str:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def _done(self) -> None:
-        pass
-
-    def result(self) -> str:
-        self._thread.join()
-        if self.error is not None:
-            raise CartonRuntimeError("E-RUNTIME-SOURCE", f"cannot read {self._path}: {self.error}")
-        assert self.digest is not None
-        return self.digest
-
-
-class RangeHasher(_Background):
-    """sha256 of ``length`` bytes of ``path`` from ``offset``, on a thread started here.
-
-    The constructor returns once the thread is about to enter its single ``hashlib`` call, so
-    that a caller going on to hold the GIL (``torch.jit.load``) does not stall it."""
-
-    def __init__(self, path: Path, offset: int, length: int) -> None:
-        super().__init__(path)
-        self._offset, self._length = offset, length
-        self._started = threading.Event()
-        self._thread.start()
-        self._started.wait()
-
-    def _done(self) -> None:
-        self._started.set()
+            self._started.set()
 
     def _hash(self) -> str:
         if self._length == 0:
@@ -138,6 +114,14 @@ class RangeHasher(_Background):
                 with memoryview(mm)[self._offset - start :] as view:
                     self._started.set()
                     return hashlib.sha256(view).hexdigest()  # one call: the GIL is released
+
+    def result(self) -> str:
+        """The hex digest, once the thread is done."""
+        self._thread.join()
+        if self.error is not None:
+            raise CartonRuntimeError("E-RUNTIME-SOURCE", f"cannot read {self._path}: {self.error}")
+        assert self.digest is not None
+        return self.digest
 
 
 def _child_interpreter() -> str | None:
@@ -154,7 +138,7 @@ class ProcessHasher:
 
     def __init__(self, path: Path, offset: int, length: int, interpreter: str, *, follow: bool = False) -> None:
         self._path = path
-        self._follow = follow
+        self._outcome: str | CartonRuntimeError | None = None
         args = [interpreter, "-I", "-S", "-c", _CHILD_CODE, os.fspath(path), str(offset), str(length)]
         # Raises OSError when no process can be started; callers then hash in-process.
         self._child = subprocess.Popen(
@@ -166,36 +150,29 @@ class ProcessHasher:
     def written(self, n: int) -> None:
         """(``follow``) The first ``n`` bytes of the range are written and may be hashed."""
         stdin = self._child.stdin
-        if stdin is None or stdin.closed:
-            return
+        if stdin is None or self._child.poll() is not None:
+            return  # not following, or the child is gone: result() says why
         try:
             stdin.write(struct.pack("<Q", n))
             stdin.flush()
-        except OSError:  # the child is gone: result() says why
-            stdin.close()
+        except OSError:
+            pass
 
     def result(self) -> str:
-        """The hex digest, once the child is done (``E-RUNTIME-SOURCE`` when it could not read)."""
-        if self._child.stdin is not None and not self._child.stdin.closed:
-            try:
-                self._child.stdin.close()
-            except OSError:
-                pass
-        out = self._child.stdout.read() if self._child.stdout else b""
-        err = self._child.stderr.read() if self._child.stderr else b""
-        self._child.wait()
-        for stream in (self._child.stdout, self._child.stderr):
-            if stream is not None:
-                stream.close()
-        if self._child.returncode == 0:
-            return out.decode("ascii").strip()
-        if self._child.returncode == 3:
-            reason = "it ended before the range did"
-        elif self._child.returncode == 4:
-            reason = "the copy did not complete"
-        else:
-            reason = (err.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
-        raise CartonRuntimeError("E-RUNTIME-SOURCE", f"cannot read {self._path}: {reason}")
+        """The hex digest, once the child is done (``E-RUNTIME-SOURCE`` when it could not read);
+        the child's stdin is closed first, so a child following a copy stops where it got."""
+        if self._outcome is None:
+            out, err = self._child.communicate()
+            code = self._child.returncode
+            if code == 0:
+                self._outcome = out.decode("ascii").strip()
+            else:
+                reasons = {3: "it ended before the range did", 4: "the copy did not complete"}
+                reason = reasons.get(code) or (err.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
+                self._outcome = CartonRuntimeError("E-RUNTIME-SOURCE", f"cannot read {self._path}: {reason}")
+        if isinstance(self._outcome, CartonRuntimeError):
+            raise self._outcome
+        return self._outcome
 
 
 Hasher = RangeHasher | ProcessHasher
