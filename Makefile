@@ -16,7 +16,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,runtime,hf]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,runtime,hf,fsspec,s3,ray,spark,signing]'
 	$(PY) -m pip install --quiet -c constraints.txt --only-binary=:all: atheris \
 		|| echo "note: no atheris wheel for this Python; fuzzing and tests/test_fuzz_smoke.py are skipped"
 	touch $@
@@ -38,7 +38,7 @@ lint: $(STAMP)
 
 test: $(STAMP) $(ORIG_STAMP) lint
 	CARTON_ORIGINAL_PYTHON=$(CURDIR)/$(ORIG_VENV)/bin/python CARTON_REQUIRE_ORIGINAL=1 \
-		$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
+		$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup tests
 
 # The conformance suite on its own (make test runs it too, through tests/conformance/test_conformance.py).
 conformance: $(STAMP)
@@ -55,6 +55,10 @@ bench: $(STAMP)
 	$(PY) bench/hostile_bench.py
 	$(PY) bench/load_bench.py
 	$(PY) bench/pack_bench.py
+	$(PY) bench/sign_bench.py
+	$(PY) bench/isolation_bench.py
+	$(PY) bench/export_bench.py
+	$(PY) bench/scaleout_bench.py
 
 # Fuzzing (fuzz/README.md): FUZZ_SECONDS in all, shared by the targets by weight (FUZZ_TARGET=all
 # or a comma-separated list); corpora, crashes and summary.json under fuzz/out/ (git-ignored).

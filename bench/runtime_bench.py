@@ -37,26 +37,15 @@ from typing import Any, Dict
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 warnings.simplefilter("ignore", DeprecationWarning)
 
 import numpy as np  # noqa: E402
+from timing import per_call_us  # noqa: E402  (bench/timing.py)
 
 ORIGINAL_MODEL = ROOT / "tests" / "data" / "original" / "test_model.pt"
 
 
-def per_call_us(fns: list, calls: int, rounds: int = 9) -> list[float]:
-    """Median per-call microseconds of each function, measured in alternating rounds."""
-    for fn in fns:
-        for _ in range(min(calls, 2000)):
-            fn()
-    samples: list[list[float]] = [[] for _ in fns]
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            samples[i].append((time.perf_counter() - start) / calls * 1e6)
-    return [statistics.median(s) for s in samples]
 
 
 def bench_infer(work: Path, calls: int) -> dict:
@@ -92,7 +81,7 @@ def bench_infer(work: Path, calls: int) -> dict:
             return {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
 
         infer = model.infer
-        direct_us, sync_us = per_call_us([direct, lambda infer=infer, inputs=inputs: infer(inputs)], calls)
+        direct_us, sync_us = per_call_us([direct, lambda infer=infer, inputs=inputs: infer(inputs)], calls, warmup=2000)
 
         async def run_async(n: int, packed: Any = packed, inputs: dict = inputs) -> float:
             amodel = await carton.load(packed, visible_device="cpu")

@@ -2,8 +2,9 @@
 
 Deterministic: the same sources give the same bytes (tests/conformance/test_conformance.py checks that
 the committed cases/ tree is exactly what this writes).  Inputs besides this package: the committed
-TorchScript models in carton_conformance/models/ and the original implementation's archives in
-tests/data/original*/.  Nothing here imports carton_format or torch.
+TorchScript models in carton_conformance/models/, the test keys in carton_conformance/keys/ and the
+original implementation's archives in tests/data/original*/.  Nothing here imports carton_format or
+torch (the signature cases use model-signing's pieces).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .gen import infer_cases, inspect_cases, versionreq_cases
+from .gen import infer_cases, inspect_cases, signature_cases, versionreq_cases
 from .gen.registry import Registry
 
 CASES_DIR = Path(__file__).resolve().parent / "cases"
@@ -23,6 +24,7 @@ def build_registry() -> Registry:
     inspect_cases.generate(reg)
     versionreq_cases.generate(reg)
     infer_cases.generate(reg)
+    signature_cases.generate(reg)
     return reg
 
 

@@ -27,7 +27,7 @@ from typing import Any
 PACKAGE = Path(__file__).resolve().parent
 CASES_DIR = PACKAGE / "cases"
 REPO = PACKAGE.parent
-KINDS = ("inspect", "versionreq", "infer")
+KINDS = ("inspect", "versionreq", "infer", "verify")
 DEFAULT_RTOL, DEFAULT_ATOL = 1e-3, 1e-7
 
 
@@ -51,7 +51,7 @@ class Case:
     def group(self) -> str:
         """The summary row: the first accepted error category, or what a passing answer is."""
         expect = self.expect
-        if expect["result"] in ("invalid", "error"):
+        if expect["result"] in ("invalid", "error", "not-verified"):
             return expect["categories"][0]
         return expect["result"]
 
@@ -305,6 +305,8 @@ class Adapter:
         self.capabilities: dict[str, Any] = reply.result
         self.kinds = set(self.capabilities.get("kinds", []))
         self.features = set(self.capabilities.get("features", []))
+        # the runners its infer supports; an adapter from before this field runs TorchScript only
+        self.runners = set(self.capabilities.get("runners", ["torchscript"]))
         use_serve = bool(self.capabilities.get("persistent")) if persistent is None else persistent
         self.transport: OneShot | Persistent = Persistent(self.command, env) if use_serve else OneShot(self.command, env)
 
@@ -322,6 +324,9 @@ class Adapter:
         elif case.kind == "versionreq":
             payload = {"requirement": doc["requirement"], "version": doc["version"]}
             args = [doc["requirement"], doc["version"]]
+        elif case.kind == "verify":
+            payload = {"archive": case.path("archive"), "key": case.path("key")}
+            args = [payload["archive"], payload["key"]]
         else:
             payload = {"archive": case.path("archive"), "inputs": case.path("inputs")}
             args = [payload["archive"], payload["inputs"]]
@@ -495,6 +500,24 @@ def judge_rejection(case: Case, reply: Reply, features: set[str], notes: list[st
     return None
 
 
+def judge_verify(case: Case, reply: Reply, features: set[str], notes: list[str]) -> tuple[str, str, str | None, list[str]]:
+    """A verify answer: exit 0 with ``verified`` true and the expected model id, or exit 1 with an
+    accepted category (spec section 18, FMT-SIG-7)."""
+    expect, result = case.expect, reply.result
+    if expect["result"] == "not-verified":
+        if reply.exit == 0:
+            return "failed", f"verified an archive that must not verify: {_brief(result)}", "wrong-result", notes
+        why = judge_rejection(case, reply, features, notes)
+        return ("failed", why, "wrong-result", notes) if why else ("passed", "", None, notes)
+    if reply.exit == 1:
+        return "failed", f"not verified: {_brief(_errors(result))}", "wrong-result", notes
+    if result.get("verified") is not True:
+        return "failed", f"verified is {result.get('verified')!r} with exit 0", "protocol", notes
+    if result.get("manifest_sha256") != expect["manifest_sha256"]:
+        return "failed", f"manifest_sha256 {result.get('manifest_sha256')!r}, expected {expect['manifest_sha256']!r}", "wrong-result", notes
+    return "passed", "", None, notes
+
+
 def judge(case: Case, reply: Reply, features: set[str]) -> tuple[str, str, str | None, list[str]]:
     """(status, reason, failure kind, notes) for one answered case."""
     notes: list[str] = []
@@ -545,6 +568,8 @@ def judge(case: Case, reply: Reply, features: set[str]) -> tuple[str, str, str |
             if "normalized" in expect and "normalized-versionreq" in features and result.get("normalized") != expect["normalized"]:
                 return "failed", f"normalized form {result.get('normalized')!r}, expected {expect['normalized']!r}", "wrong-result", notes
             return "passed", "", None, notes
+        if case.kind == "verify":
+            return judge_verify(case, reply, features, notes)
         # infer
         if wanted == "error":
             if reply.exit == 0:
@@ -663,6 +688,9 @@ def skip_reason(case: Case, adapter: Adapter) -> str | None:
     missing = [r for r in case.doc.get("requires", []) if r not in adapter.features]
     if missing:
         return f"the adapter lacks the feature(s) {', '.join(missing)}"
+    runner = case.doc.get("runner")
+    if case.kind == "infer" and runner is not None and runner not in adapter.runners:
+        return f"unsupported runner: the adapter does not run {runner!r} models (it declares {', '.join(sorted(adapter.runners))})"
     return None
 
 
@@ -735,7 +763,8 @@ def summary_rows(results: list[Result]) -> list[dict[str, Any]]:
             if r.failure in ("panic", "crash", "timeout"):
                 row[r.failure] += 1
     order = {k: i for i, k in enumerate(KINDS)}
-    return sorted(rows.values(), key=lambda x: (order.get(x["kind"], 9), x["group"] in ("valid", "ok", "match", "nomatch") and 0 or 1, x["group"]))
+    passing = ("valid", "ok", "match", "nomatch", "verified")
+    return sorted(rows.values(), key=lambda x: (order.get(x["kind"], 9), x["group"] in passing and 0 or 1, x["group"]))
 
 
 def format_summary(run: Run, strict: bool = False) -> str:

@@ -80,6 +80,29 @@ class Strings(torch.nn.Module):
 MODELS = {"double": Double, "identity": Identity, "affine": Affine, "reduce": Reduce, "strings": Strings}
 
 
+class ExportAffine(torch.nn.Module):
+    """For the torch_export runner (FMT-EXPORT-1): keyword inputs x [batch, 4] and y [batch, 3];
+    out = x @ W + b + y (W, b as in :class:`Affine`), z = 2x."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.affine = Affine()
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return {"out": x @ self.affine.weight + self.affine.bias + y, "z": x * 2}
+
+
+def export_affine() -> Any:
+    """The ExportedProgram of :class:`ExportAffine` with a dynamic batch dimension."""
+    batch = torch.export.Dim("batch")
+    example = {"x": torch.zeros(2, 4), "y": torch.zeros(2, 3)}
+    return torch.export.export(ExportAffine().eval(), (), example, dynamic_shapes={"x": {0: batch}, "y": {0: batch}})
+
+
+#: torch.export programs (``.pt2``, written by torch.export.save)
+EXPORTED = {"export_affine": export_affine}
+
+
 def main() -> None:
     HERE.mkdir(exist_ok=True)
     for name, cls in MODELS.items():
@@ -87,15 +110,22 @@ def main() -> None:
         path = HERE / f"{name}.pt"
         torch.jit.save(module, str(path))
         print(f"{path.relative_to(HERE.parent.parent)}: {path.stat().st_size} bytes")
+    for name, make in EXPORTED.items():
+        path = HERE / f"{name}.pt2"
+        torch.export.save(make(), str(path))
+        print(f"{path.relative_to(HERE.parent.parent)}: {path.stat().st_size} bytes")
 
 __all__ = [
+    "EXPORTED",
     "HERE",
     "MODELS",
     "Affine",
     "Double",
+    "ExportAffine",
     "Identity",
     "Reduce",
     "Strings",
+    "export_affine",
     "main",
 ]
 

@@ -1,7 +1,8 @@
 """carton_format: the Carton v1 archive format (pure Python, no torch).
 
 ``write()`` packs, ``read()`` opens and checks, ``validate()`` reports every finding and
-``shrink()`` moves model files behind LINKS; the data classes mirror the original Carton Python
+``shrink()`` moves model files behind LINKS, ``sign()`` /
+``verify_signature()`` sign and check the model id; the data classes mirror the original Carton Python
 API.  Archives come from an :class:`ArchiveSource` (a zip file or stream, or an unpacked
 directory).  Modules whose names start with ``_`` are private.
 """
@@ -15,6 +16,7 @@ from .links import Links
 from .metadata import CartonInfo, Example, RunnerInfo, SelfTest, TensorSpec
 from .reader import CartonArchive, MemberStatus, read
 from .shrink import shrink
+from .signing import SignatureReport, SignResult, TrustRoot, sign, verify_signature
 from .sources import ArchiveSource, MemberInfo, StoredSpan, open_source
 from .validate import ValidationReport, validate
 from .version_req import VersionReq
@@ -44,8 +46,11 @@ __all__ = [
     "MemberStatus",
     "RunnerInfo",
     "SelfTest",
+    "SignResult",
+    "SignatureReport",
     "StoredSpan",
     "TensorSpec",
+    "TrustRoot",
     "ValidationReport",
     "VersionReq",
     "WriteResult",
@@ -54,6 +59,8 @@ __all__ = [
     "open_source",
     "read",
     "shrink",
+    "sign",
     "validate",
+    "verify_signature",
     "write",
 ]

@@ -14,6 +14,7 @@ import sys
 from importlib.metadata import entry_points
 from typing import Any, Sequence
 
+from ._signing_cli import register as register_signing
 from .describe import describe_info
 from .errors import CartonError, Finding
 from .reader import read
@@ -190,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-verify-hashes", action="store_true", help="do not hash members (status 'unchecked')")
     p.set_defaults(func=cmd_ls)
+
+    register_signing(sub)  # carton sign / verify (the 'signing' extra is imported when they run)
 
     for ep in entry_points(group="carton.cli"):
         try:

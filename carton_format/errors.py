@@ -31,6 +31,7 @@ class Category(str, Enum):
     REFERENCE = "reference"  # @tensor_data/ and @misc/ references
     TENSOR = "tensor"  # tensor index and tensor files
     LINKS = "links"  # LINKS file
+    SIGNATURE = "signature"  # SIGNATURE member or detached signature, and its verification
     VERSIONREQ = "versionreq"  # version requirements
     ARGUMENT = "argument"  # bad arguments to the API (writer side)
     IO = "io"  # operating-system I/O, network
@@ -102,6 +103,13 @@ CODES: dict[str, tuple[Category, str]] = {
     "E-LINKS-URL": (Category.LINKS, "a LINKS URL is not an absolute http(s) URL"),
     "E-LINKS-NOT-FETCHED": (Category.LINKS, "a member lives only behind LINKS and no fetcher was given"),
     "E-LINKS-FETCH": (Category.LINKS, "no LINKS URL gave the file (network error, HTTP error, too large)"),
+    # signatures (carton_format.signing)
+    "E-SIGNATURE-INVALID": (Category.SIGNATURE, "the SIGNATURE member or a detached signature is malformed (JSON, fields, bundle, statement)"),
+    "E-SIGNATURE-VERSION": (Category.SIGNATURE, "the signature document's version is not one this reader understands"),
+    "E-SIGNATURE-MISMATCH": (Category.SIGNATURE, "the signed statement names another model id (manifest sha256) or format version"),
+    "E-SIGNATURE-UNVERIFIED": (Category.SIGNATURE, "the signature does not verify with the trusted key, chain or identity"),
+    "E-SIGNATURE-MISSING": (Category.SIGNATURE, "the archive is not signed (no SIGNATURE member, no detached signature)"),
+    "E-SIGNATURE-UNAVAILABLE": (Category.SIGNATURE, "signing support is not installed (pip install 'carton-py[signing]')"),
     # version requirements
     "E-VERSIONREQ-INVALID": (Category.VERSIONREQ, "not a valid Cargo-style version requirement"),
     # API arguments and I/O
@@ -117,12 +125,17 @@ CODES: dict[str, tuple[Category, str]] = {
     "E-RUNTIME-CACHE": (Category.IO, "the local cache cannot be used"),
     "E-RUNTIME-NO-RUNNER": (Category.RUNNER, "no installed runner matches the model's runner requirements"),
     "E-RUNTIME-RUNNER": (Category.RUNNER, "the runner could not load the model"),
+    "E-RUNTIME-ENV": (Category.RUNNER, "a runner environment could not be created (venv, pip or uv failed; the installer's last lines say why)"),
     "E-RUNTIME-DEVICE": (Category.ARGUMENT, "visible_device is malformed"),
     "E-RUNTIME-INPUT": (Category.INFERENCE, "an input cannot be given to the model (type, dtype, rank)"),
     "E-RUNTIME-OUTPUT": (Category.INFERENCE, "an output of the model cannot be returned (type, dtype)"),
     "E-RUNTIME-INFER": (Category.INFERENCE, "the model raised an error during inference"),
     "E-RUNTIME-HANDLE": (Category.ARGUMENT, "a seal handle is unknown, already used or from another model"),
     "E-RUNTIME-CLOSED": (Category.ARGUMENT, "the model was closed"),
+    "E-RUNTIME-TARGET": (Category.RUNNER, "the model was built for another target (platform, machine, CPU instruction set, device)"),
+    "E-RUNTIME-RUNNER-DIED": (Category.RUNNER, "the runner's worker process died (crash, exit, signal); the host keeps running"),
+    "E-RUNTIME-SIGNATURE": (Category.SIGNATURE, "the loading policy requires a valid signature from a trusted key and the archive has none"),
+    "E-RUNTIME-TIMEOUT": (Category.RUNNER, "a call to the runner's worker process took longer than its time limit; the worker was stopped"),
 }
 
 #: The runtime's codes (a view of :data:`CODES`: code -> meaning).

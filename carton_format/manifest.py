@@ -15,7 +15,9 @@ from .limits import DEFAULT_LIMITS, Limits
 
 MANIFEST_PATH = "MANIFEST"
 LINKS_PATH = "LINKS"
-UNLISTED_PATHS = frozenset({MANIFEST_PATH, LINKS_PATH})
+#: The in-archive signature (spec section 18): outside MANIFEST, like LINKS.
+SIGNATURE_PATH = "SIGNATURE"
+UNLISTED_PATHS = frozenset({MANIFEST_PATH, LINKS_PATH, SIGNATURE_PATH})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -86,6 +88,7 @@ def format_manifest(entries: dict[str, str]) -> bytes:
 __all__ = [
     "LINKS_PATH",
     "MANIFEST_PATH",
+    "SIGNATURE_PATH",
     "UNLISTED_PATHS",
     "Manifest",
     "format_manifest",

@@ -25,7 +25,7 @@ from .integrity import CHUNK_SIZE, hash_stream, mismatch_error, verified_stream
 from .lazy import DEFAULT_LAZY, LazyFactories
 from .limits import DEFAULT_LIMITS, Limits, checked_limits
 from .links import Links, links_from_document
-from .manifest import LINKS_PATH, MANIFEST_PATH, Manifest, parse_manifest
+from .manifest import LINKS_PATH, MANIFEST_PATH, UNLISTED_PATHS, Manifest, parse_manifest
 from .metadata import (
     KNOWN_TOP_LEVEL_KEYS,
     MISC_REF_PREFIX,
@@ -200,7 +200,7 @@ class CartonArchive:
     def _check_member_set(self) -> None:
         listed = self.manifest_info.entries
         for name in self._files:
-            if name not in listed and name not in (MANIFEST_PATH, LINKS_PATH):
+            if name not in listed and name not in UNLISTED_PATHS:  # MANIFEST, LINKS, SIGNATURE
                 self._report(CartonFormatError("E-MANIFEST-UNLISTED", "is in the archive but not in MANIFEST", member=name))
         for path in listed:
             if path not in self._files and not self.linked_urls(path):
@@ -458,7 +458,7 @@ class CartonArchive:
     def verify(self, *, progress: bool | None = None) -> None:
         """Deep check: container layout, CRCs, sizes and every MANIFEST hash of members present."""
         self._source.check_container()
-        files = [e for e in self._files.values() if not e.is_symlink and e.name not in (MANIFEST_PATH, LINKS_PATH)]
+        files = [e for e in self._files.values() if not e.is_symlink and e.name not in UNLISTED_PATHS]
         bar = _progress_bar(sum(e.size for e in files), progress, "verifying")
         computed: dict[str, str] = {}
         try:

@@ -20,9 +20,10 @@ from ._zip.writer import ZipWriter
 from .errors import CartonFormatError
 from .limits import DEFAULT_LIMITS, Limits
 from .links import Links, links_to_document
-from .manifest import LINKS_PATH, MANIFEST_PATH
+from .manifest import LINKS_PATH, MANIFEST_PATH, SIGNATURE_PATH
 from .reader import CARTON_TOML, read
-from .sources import ArchiveSource, PathOrFile
+from .signature_doc import MAX_SIGNATURE_BYTES
+from .sources import ArchiveSource, PathOrFile, read_member
 from .tensor_data import INDEX_PATH
 from .writer import COMPRESSION_METHODS, WriteResult, checked_output_path
 
@@ -82,7 +83,7 @@ def shrink(
         with atomic_output(target, overwrite=overwrite) as (fh, tmp):
             writer = ZipWriter(fh)
             for member in src.members():
-                if member.is_dir or member.name in (MANIFEST_PATH, LINKS_PATH) or member.name in drop:
+                if member.is_dir or member.name in (MANIFEST_PATH, LINKS_PATH, SIGNATURE_PATH) or member.name in drop:
                     continue
                 if member.is_symlink:
                     written.append(writer.add_symlink(member.name, src.link_text(member.name)))
@@ -93,6 +94,8 @@ def shrink(
             writer.add_bytes(MANIFEST_PATH, archive.manifest_info.raw, method=METHOD_STORED)
             if links_bytes is not None:
                 writer.add_bytes(LINKS_PATH, links_bytes, method=METHOD_STORED)
+            if src.member(SIGNATURE_PATH) is not None:  # it signs MANIFEST, which is kept: still valid
+                writer.add_bytes(SIGNATURE_PATH, read_member(src, SIGNATURE_PATH, MAX_SIGNATURE_BYTES), method=METHOD_STORED)
             writer.close()
             fh.flush()
             # The copy is checked before it is published; files left out come from the source

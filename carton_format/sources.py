@@ -145,8 +145,10 @@ _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
 #: Entry points that open URLs: the name is the scheme, the value ``opener(url, limits) ->
 #: ArchiveSource``.  The runtime registers ``http`` and ``https``; an object-store package can
 #: register ``s3`` the same way, and every reader of the format layer (``read``, ``validate``,
-#: ``carton info|ls|validate``) takes such URLs from then on.
+#: ``carton info|ls|validate``) takes such URLs from then on.  An opener named ``*`` (the
+#: runtime's, for fsspec's protocols) is tried for a scheme no opener is named after.
 SOURCE_ENTRY_POINTS = "carton.sources"
+FALLBACK_SOURCE = "*"
 
 
 def _open_url(url: str, limits: Limits) -> ArchiveSource:
@@ -156,7 +158,8 @@ def _open_url(url: str, limits: Limits) -> ArchiveSource:
         if parts.netloc not in ("", "localhost"):
             raise CartonFormatError("E-ARG-INVALID", f"file:// URLs must name a local path, not host {parts.netloc!r}")
         return open_source(url2pathname(unquote(parts.path)), limits)
-    for ep in entry_points(group=SOURCE_ENTRY_POINTS, name=scheme):
+    named = entry_points(group=SOURCE_ENTRY_POINTS, name=scheme)
+    for ep in named or entry_points(group=SOURCE_ENTRY_POINTS, name=FALLBACK_SOURCE):
         try:
             opener = ep.load()
         except Exception as exc:  # noqa: BLE001 - a broken plug-in is reported, not raised raw

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from .errors import CartonError, CartonFormatError, Finding, FindingCollector, ValidationStopped
 from .limits import DEFAULT_LIMITS, Limits, checked_limits
 from .reader import CartonArchive, LinkedFetcher, check_source_argument
+from .signature_doc import check_signature_member
 from .sources import ArchiveSource, PathOrFile, open_source
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ def _check(
         else:
             collector.warn("W-HASHES-NOT-VERIFIED", "hash verification was skipped (--no-verify-hashes)")
         archive.check_tensors()
+        check_signature_member(opened, archive.manifest_sha256)  # its form; the crypto is verify_signature()'s
     except CartonError as exc:
         collector.error(exc)
     except ValidationStopped:

@@ -172,6 +172,14 @@ def _output_exists(output: str) -> cf.CartonFormatError:
     return cf.CartonFormatError("E-OUTPUT-EXISTS", f"{output} exists; pass --overwrite to replace it")
 
 
+def _pack_framework_version(runner: str | None) -> str | None:
+    """Without --framework-version: torchscript's default here, None (pack's per-runner default) for
+    the runners pack can pick from MODEL, ``*`` for any other runner."""
+    if runner == "torchscript":
+        return _default_framework_version()
+    return None if runner in (None, "torch_export", "aotinductor") else "*"
+
+
 def cmd_pack(args: argparse.Namespace) -> int:
     from .pack import pack
 
@@ -197,7 +205,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
         path = pack(
             args.model,
             args.runner,
-            args.framework_version or (_default_framework_version() if args.runner == "torchscript" else "*"),
+            args.framework_version or _pack_framework_version(args.runner),
             args.compat_version,
             opts,
             model_name=args.name,
@@ -285,6 +293,7 @@ def _load(args: argparse.Namespace) -> Any:
             visible_device=args.device,
             override_runner_name=args.override_runner,
             override_required_framework_version=args.override_framework_version,
+            isolation=args.isolation,
         )
 
 
@@ -511,6 +520,10 @@ def _load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--override-framework-version", default=None, help="override_required_framework_version, e.g. '=2.13' or '*'")
     p.add_argument("--json", action="store_true", help="machine-readable output (no progress bars)")
     p.add_argument(
+        "--isolation", choices=("process", "inprocess"), default=None,
+        help="process: run the model in a worker process of its own (default: CARTON_ISOLATION, the config file's isolation key, else inprocess)",
+    )
+    p.add_argument(
         "--reverify", action="store_true",
         help="hash every model file again, even one verified before and unchanged since (as CARTON_VERIFY=always)",
     )
@@ -531,7 +544,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument("-o", "--output", help="output archive (default: MODEL with the .carton suffix)")
-    p.add_argument("--runner", default="torchscript", help="runner_name (default: torchscript)")
+    p.add_argument("--runner", default=None, help="runner_name (default: from MODEL: torchscript, torch_export or aotinductor)")
     p.add_argument("--framework-version", help="required_framework_version, e.g. '=2.13' (default: the installed torch major.minor)")
     p.add_argument("--compat-version", type=int, default=None, help="runner_compat_version (default: the runner's)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="runner option, e.g. num_threads=4 (repeatable)")

@@ -18,6 +18,13 @@ no file, a file that is not TOML, a value of the wrong type), this is an ``E-RUN
 naming the file.  An empty environment variable counts as unset.  The file is read on every
 :func:`load_config` call (it is small), so changes to the environment take effect at once.
 
+Isolation (``CARTON_ISOLATION``, else the config file's ``isolation`` key, else ``inprocess``):
+where ``load`` runs a model when its ``isolation`` argument is not given; ``process`` runs each
+model in a worker process of its own (:func:`default_isolation`, :mod:`carton_runtime.isolation`).
+
+Signatures (``CARTON_REQUIRE_SIGNATURE``, else the config file's ``require_signature`` key, else
+off): a trust root every loaded archive must be signed by (:mod:`carton_runtime.signature_policy`).
+
 Verification (``CARTON_VERIFY``, environment only): ``memo`` (the default) lets a local model
 file used in place that was verified before, and has not changed since (same device, inode,
 size, mtime and ctime), skip its hash (see :mod:`carton_runtime.model_files`); ``always`` hashes
@@ -123,6 +130,38 @@ def load_config() -> Config:
     return Config(config_path=path, config_loaded=data is not None, **values)
 
 
+ENV_ISOLATION = "CARTON_ISOLATION"
+ISOLATION_KEY = "isolation"
+ISOLATION_VALUES = ("inprocess", "process")
+
+
+def check_isolation(value: Any, where: str) -> str:
+    """``value`` if it is one of :data:`ISOLATION_VALUES` (any case, spaces stripped), else E-RUNTIME-ARG naming ``where``."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text not in ISOLATION_VALUES:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"{where}: isolation must be 'inprocess' or 'process', not {value!r}", name=ISOLATION_KEY)
+    return text
+
+
+def default_isolation() -> str:
+    """Where models run unless ``load(isolation=...)`` says: ``CARTON_ISOLATION``, else the
+    config file's ``isolation`` key, else ``inprocess`` ("process": a worker process per model,
+    see :mod:`carton_runtime.isolation`)."""
+    env = _env(ENV_ISOLATION)
+    if env is not None:
+        return check_isolation(env, ENV_ISOLATION)
+    path, named = config_path()
+    data = _read_file(path, named)
+    if data is not None and ISOLATION_KEY in data:
+        return check_isolation(data[ISOLATION_KEY], f"config file {path}")
+    return "inprocess"
+
+
+#: The loading policy on signatures (``carton_runtime.signature_policy``): off unless the
+#: environment variable (a PEM path) or the config key (a PEM path or a table) sets a trust root.
+ENV_REQUIRE_SIGNATURE = "CARTON_REQUIRE_SIGNATURE"
+REQUIRE_SIGNATURE_KEY = "require_signature"
+
 ENV_VERIFY = "CARTON_VERIFY"
 VERIFY_MEMO = "memo"
 VERIFY_ALWAYS = "always"
@@ -156,12 +195,18 @@ def reverifying() -> Iterator[None]:
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "ENV_CONFIG_PATH",
+    "ENV_ISOLATION",
+    "ENV_REQUIRE_SIGNATURE",
     "ENV_VERIFY",
+    "ISOLATION_VALUES",
+    "REQUIRE_SIGNATURE_KEY",
     "SETTINGS",
     "VERIFY_ALWAYS",
     "VERIFY_MEMO",
     "Config",
+    "check_isolation",
     "config_path",
+    "default_isolation",
     "load_config",
     "reverifying",
     "verify_always",

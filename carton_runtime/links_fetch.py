@@ -25,12 +25,14 @@ before it is used (a conditional request for those last bytes, see its docstring
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
 import tempfile
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable
 
@@ -371,59 +373,100 @@ def _validators(response: Any) -> dict[str, str | None]:
     return {"etag": response.headers.get("ETag"), "last_modified": response.headers.get("Last-Modified")}
 
 
+@dataclass
+class ArchiveBody:
+    """An open archive body for :func:`store_archive`: a readable ``stream`` (closed afterwards),
+    the size the transport announced (None: unknown) and the validators to record (``etag``,
+    ``last_modified``: whatever identifies this version of the object at its source)."""
+
+    stream: Any
+    expected: int | None
+    validators: dict[str, Any]
+
+
 def download_archive(cache: Cache, url: str, response: Any = None, *, verify: bool = True, policy: AddressPolicy | None = None) -> Path:
     """Download a remote archive into the cache once, stored unpacked (one copy on disk, see
     :mod:`carton_runtime.unpacked`); returns the unpacked carton directory.
 
-    ``response`` is an already open 200 answer to reuse (see RangeNotSupported).  The archive is
-    written to a temporary file, unpacked (every member checked by the zip reader and against
-    MANIFEST as it is written: nothing unverified enters the cache), and the temporary file is
-    deleted.  Where the file system cannot hold the members faithfully, the archive is kept whole
-    (``files/<its sha256>/file``, checked first when ``verify``).  The record keeps the server's
-    ETag and Last-Modified, the archive's size and the hash of its last bytes for :func:`cached_archive`.
+    ``response`` is an already open 200 answer to reuse (see RangeNotSupported).  The record
+    keeps the server's ETag and Last-Modified (see :func:`store_archive`).
+    """
+
+    def open_body() -> ArchiveBody:
+        nonlocal response
+        if response is None:
+            response = http_get(url, {"Accept-Encoding": "identity"}, policy=policy)
+        encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+        if encoding != "identity":
+            response.close()
+            raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: archive sent with Content-Encoding {encoding!r}")
+        return ArchiveBody(response, content_length(response), _validators(response))
+
+    try:
+        return store_archive(cache, url, open_body, verify=verify, error_code="E-RUNTIME-HTTP")
+    finally:
+        if response is not None:
+            response.close()  # a cache hit leaves a response given by the caller unread
+
+
+def store_archive(
+    cache: Cache, url: str, open_body: Callable[[], ArchiveBody], *, verify: bool = True, error_code: str = "E-RUNTIME-HTTP"
+) -> Path:
+    """Download the archive ``open_body()`` streams into the cache once, keyed by ``url``
+    (whatever the transport: HTTP here, fsspec in :mod:`carton_runtime.fsspec_source`); returns
+    the cached copy (an unpacked carton directory, or the archive file kept whole).
+
+    ``open_body`` is called only on a cache miss, under the URL's lock.  The archive is written
+    to a temporary file, unpacked (every member checked by the zip reader and against MANIFEST as
+    it is written: nothing unverified enters the cache), and the temporary file is deleted.
+    Where the file system cannot hold the members faithfully, the archive is kept whole
+    (``files/<its sha256>/file``, checked first when ``verify``).  The record keeps the body's
+    validators, the archive's size and the hash of its last bytes for revalidation.  A failure
+    of the transport while reading is ``error_code``.
     """
     hit = cache.url_lookup(url)
     if hit is not None:
-        if response is not None:
-            response.close()
         return hit
     cache.clean_stale_once()
     with cache.lock(url_key(url)):
         hit = cache.url_lookup(url)
         if hit is not None:
-            if response is not None:
-                response.close()
             return hit
-        if response is None:
-            response = http_get(url, {"Accept-Encoding": "identity"}, policy=policy)
+        body = open_body()
         files = cache.root / "files"
-        files.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=cache.tmp_prefix(url_key(url), "download"), dir=files)
+        try:
+            files.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=cache.tmp_prefix(url_key(url), "download"), dir=files)
+        except BaseException:
+            _close(body.stream)
+            raise
         tmp = Path(tmp_name)
         try:
-            expected = content_length(response)
-            validators = _validators(response)
-            with response, os.fdopen(fd, "wb") as out:
-                encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
-                if encoding != "identity":
-                    raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: archive sent with Content-Encoding {encoding!r}")
+            with contextlib.closing(body.stream) as stream, os.fdopen(fd, "wb") as out:
                 try:
-                    with progress.phase("fetch") as timing, progress.ByteBar(f"downloading {progress.transfer_name(url)}", expected) as bar:
-                        sha, total = copy_with_hashing(response, _CacheFile(out, tmp), progress=bar.update)  # type: ignore[arg-type]
+                    with progress.phase("fetch") as timing, progress.ByteBar(f"downloading {progress.transfer_name(url)}", body.expected) as bar:
+                        sha, total = copy_with_hashing(stream, _CacheFile(out, tmp), progress=bar.update)  # type: ignore[arg-type]
                         timing.count(total)
                 except CartonError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - connection resets, timeouts, IncompleteRead
-                    raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: download failed: {type(exc).__name__}: {exc}") from None
-            if expected is not None and total != expected:
-                raise CartonRuntimeError("E-RUNTIME-HTTP", f"{url}: got {total} bytes, Content-Length said {expected}")
+                except Exception as exc:  # noqa: BLE001 - connection resets, timeouts, IncompleteRead, a store's errors
+                    raise CartonRuntimeError(error_code, f"{url}: download failed: {type(exc).__name__}: {exc}") from None
+            if body.expected is not None and total != body.expected:
+                raise CartonRuntimeError(error_code, f"{url}: got {total} bytes, {body.expected} were announced")
             tail = _local_tail(tmp, REVALIDATE_TAIL)
             with progress.phase("verify"):
                 final, key, extra = _store(cache, url, tmp, sha, verify)
-            cache.url_record(url, key, total, **validators, tail_sha256=sha256_hex(tail), tail_len=len(tail), **extra)
+            cache.url_record(url, key, total, **body.validators, tail_sha256=sha256_hex(tail), tail_len=len(tail), **extra)
             return final
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _close(stream: Any) -> None:
+    try:
+        stream.close()
+    except Exception:  # noqa: BLE001 - closing is best effort on a path that already failed
+        pass
 
 
 def _store(cache: Cache, url: str, tmp: Path, sha: str, verify: bool) -> tuple[Path, str, dict[str, Any]]:
@@ -549,6 +592,7 @@ def cached_archive(cache: Cache, url: str, *, policy: AddressPolicy | None = Non
 
 __all__ = [
     "ACCEPT_ENCODING",
+    "ArchiveBody",
     "ENV_URL_MAX_AGE",
     "REVALIDATE_TAIL",
     "SUPPORTED_ENCODINGS",
@@ -556,5 +600,6 @@ __all__ = [
     "cached_archive",
     "decoded",
     "download_archive",
+    "store_archive",
     "url_max_age",
 ]

@@ -13,19 +13,22 @@ import contextvars
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import carton_format as cf
 
-from . import progress
+from . import progress, signature_policy
 from .cache import Cache
+from .config import check_isolation
 from .devices import parse_visible_device
 from .errors import CartonRuntimeError
+from .isolation.host import check_seconds
+from .isolation.loading import load_model, resolve_isolation
 from .links_fetch import LinkFetcher
 from .locations import open_location, parse_location, reopen_damaged
 from .model import BlockingCarton
 from .model_files import ArchiveModelFiles
-from .registry import select_runner
+from .registry import find_runner_by_name, select_runner
 
 #: The lazy-value classes metadata is built with (set by the async API for its calls).
 lazy_values: contextvars.ContextVar[cf.LazyFactories] = contextvars.ContextVar("carton_lazy_values", default=cf.DEFAULT_LAZY)
@@ -82,12 +85,20 @@ def merge_overrides(
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """The original's ``load`` arguments after ``url_or_path`` (declared once here)."""
+    """The original's ``load`` arguments after ``url_or_path`` (declared once here), then this
+    implementation's: ``isolation`` ("inprocess", "process"; None: the configured default),
+    ``environment`` (None: the host's interpreter; else handed to environment provisioning)
+    and ``call_timeout_s`` (out of process: the limit of one inference)."""
 
     visible_device: Any = None
     override_runner_name: str | None = None
     override_required_framework_version: str | None = None
     override_runner_opts: dict[str, Any] | None = None
+    isolation: str | None = None
+    environment: Any = None
+    call_timeout_s: float | None = None
+    storage_options: Any = None  # fsspec URLs: the file system's options (carton_runtime.fsspec_source)
+    require_signature: Any = None  # a trust root the archive must be signed by (carton_runtime.signature_policy)
 
     def merged_info(self, info: cf.CartonInfo) -> cf.CartonInfo:
         """``info`` with this load's overrides merged in."""
@@ -107,25 +118,39 @@ def load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None = None, 
 def _load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None, limits: cf.Limits) -> BlockingCarton:
     device = parse_visible_device(options.visible_device)
     options = dataclasses.replace(options, override_runner_opts=check_runner_opts(options.override_runner_opts, "override_runner_opts"))
-    location = parse_location(url_or_path, "path")
+    if options.isolation is not None:
+        check_isolation(options.isolation, "load(isolation=...)")
+    check_seconds("call_timeout_s", options.call_timeout_s)
+    location = parse_location(url_or_path, "path", storage_options=options.storage_options)
     cache = cache or Cache()
     fetcher = LinkFetcher(cache, limits, origin=location.location if location.is_remote else None)
     lazy = lazy_values.get()
     with progress.phase("open"):
         opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy)
     try:
+        signature_policy.enforce(options.require_signature, opened.archive, location.path, location.location)  # before any model code
         info = options.merged_info(opened.archive.info)
-        runner = select_runner(info.runner)
+        runner = _select(info.runner, options)
+        isolation = resolve_isolation(options.isolation, runner, options.environment)
         if opened.remote is not None:  # metadata came over range requests: now fetch it all
             opened.close()
             with progress.phase("open"):
                 opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy, download=True)
+            signature_policy.enforce(options.require_signature, opened.archive, None, location.location)  # the copy that is loaded
             info = options.merged_info(opened.archive.info)
+
+        on_close: list[Callable[[], None]] = []
 
         def runner_load() -> Any:
             files = ArchiveModelFiles(opened.archive, cache=cache, fetcher=fetcher)
             with progress.phase("runner load"):
-                return runner.load(files, device=device, opts=dict(info.runner.opts or {}))
+                model, done = load_model(
+                    runner, files, isolation=isolation, device=device, info=info.runner,
+                    environment=options.environment, call_timeout_s=options.call_timeout_s,
+                )
+            if done is not None:
+                on_close.append(done)
+            return model
 
         try:
             runner_model = runner_load()
@@ -134,6 +159,7 @@ def _load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None, limits
             if fresh is None:
                 raise
             opened = fresh
+            signature_policy.enforce(options.require_signature, opened.archive, None, location.location)  # the fresh download
             info = options.merged_info(opened.archive.info)
             runner_model = runner_load()
     except BaseException:
@@ -146,12 +172,27 @@ def _load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None, limits
         device=getattr(runner_model, "device", device),
         manifest_sha256=opened.archive.manifest_sha256,
         source=location.location,
+        on_close=on_close[0] if on_close else None,
     )
 
 
-def get_model_info(url_or_path: Any, *, cache: Cache | None = None, limits: cf.Limits = cf.DEFAULT_LIMITS) -> tuple[cf.CartonInfo, str]:
+def _select(info: cf.RunnerInfo, options: LoadOptions) -> Any:
+    """The runner: by the full requirement, or with an ``environment`` by name and compat
+    version only (the environment's framework version is checked by the worker's handshake)."""
+    if options.environment is None:
+        return select_runner(info)
+    runner = find_runner_by_name(info.runner_name, info.runner_compat_version)
+    if runner is None:
+        compat = "" if info.runner_compat_version is None else f" with runner_compat_version {info.runner_compat_version}"
+        raise CartonRuntimeError("E-RUNTIME-NO-RUNNER", f"No matching runner: no installed runner is named {info.runner_name!r}{compat}")
+    return runner
+
+
+def get_model_info(
+    url_or_path: Any, *, cache: Cache | None = None, limits: cf.Limits = cf.DEFAULT_LIMITS, storage_options: Any = None
+) -> tuple[cf.CartonInfo, str]:
     """(info, manifest sha256); tensors and misc files stay lazy (the archive stays open for them)."""
-    location = parse_location(url_or_path, "url_or_path")
+    location = parse_location(url_or_path, "url_or_path", storage_options=storage_options)
     cache = cache or Cache()
     fetcher = LinkFetcher(cache, limits, origin=location.location if location.is_remote else None)
     opened = open_location(location, cache=cache, fetcher=fetcher, limits=limits, lazy=lazy_values.get())

@@ -1,11 +1,13 @@
-"""Where a carton comes from: a ``.carton`` file, an unpacked directory, ``file://`` or ``http(s)://``.
+"""Where a carton comes from: a ``.carton`` file, an unpacked directory, ``file://``, ``http(s)://``
+or any fsspec URL (``s3://``, ``gs://``, ``hf://``, ``memory://``, ...: :mod:`carton_runtime.fsspec_source`).
 
 :func:`parse_location` classifies what the user passed; :func:`open_location` turns it into an
 open ``carton_format.CartonArchive`` (through the format layer's archive sources: a local zip or
 directory, or a remote zip read through :class:`~carton_runtime.http_range.HttpRangeFile`).
 
 Unlike the original (which treated ``file://`` URLs as paths and failed, and panicked on other
-schemes), ``file://`` URLs are supported and any other scheme is a clear ``E-RUNTIME-SOURCE``.
+schemes), ``file://`` URLs are supported, the protocols of fsspec (when installed) are read through
+it, and any other scheme is a clear ``E-RUNTIME-SOURCE``.
 Remote archives are read lazily with range requests for metadata (``get_model_info`` and the
 runner check that precedes a download), and downloaded once into the cache for loading; a URL
 already in the cache is served from it after a cheap check that the server still has the same
@@ -47,20 +49,23 @@ import carton_format as cf
 
 from .cache import Cache
 from .errors import CartonRuntimeError
+from .fsspec_source import FsspecObject, FsspecRangeFile, cached_object, check_storage_options, download_object, is_fsspec_url
 from .http_range import AddressPolicy, HttpRangeFile, RangeNotSupported, check_http_url, host_classes, http_get, opener
 from .links_fetch import LinkFetcher, cached_archive, download_archive
+from .range_cache import RangeFile
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Location:
-    """What the user named: ``kind`` is "file", "dir" or "http"."""
+    """What the user named: ``kind`` is "file", "dir", "http" or "fsspec"."""
 
     kind: str
     location: str  # the path, or the URL (for a carton.pub URL, the archive URL it resolved to)
     path: Path | None = None
     requested: str | None = None  # the registry URL the user named, when it was resolved
+    storage_options: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # fsspec URLs: the file system's options
 
     @property
     def is_remote(self) -> bool:
@@ -68,9 +73,11 @@ class Location:
         return self.kind == "http"
 
 
-def parse_location(url_or_path: Any, arg: str = "url_or_path") -> Location:
+def parse_location(url_or_path: Any, arg: str = "url_or_path", *, storage_options: Any = None) -> Location:
     """Classify ``url_or_path`` (no I/O besides a stat for local paths, and the HEAD request
-    that resolves a carton.pub URL); ``arg`` is the argument's name, for error messages."""
+    that resolves a carton.pub URL); ``arg`` is the argument's name, for error messages.
+    ``storage_options`` go to the file system of an fsspec URL (other locations ignore them)."""
+    storage_options = check_storage_options(storage_options)
     if isinstance(url_or_path, os.PathLike):
         try:
             url_or_path = os.fspath(url_or_path)
@@ -103,9 +110,12 @@ def parse_location(url_or_path: Any, arg: str = "url_or_path") -> Location:
             if "\0" in path:
                 raise CartonRuntimeError("E-RUNTIME-ARG", f"{arg}: {url_or_path!r} names a path with a NUL character", name=arg)
             return _local(path, url_or_path, arg, expand=False)
+        if is_fsspec_url(url_or_path):
+            return Location("fsspec", url_or_path, storage_options=storage_options)
         raise CartonRuntimeError(
             "E-RUNTIME-SOURCE",
-            f"{arg}: unsupported URL scheme {scheme!r} in {url_or_path!r}; use a path, file://, http:// or https://",
+            f"{arg}: unsupported URL scheme {scheme!r} in {url_or_path!r}; use a path, file://, http://, https:// "
+            "or a protocol of fsspec (s3://, gs://, ...: pip install 'carton-py[fsspec]' and the protocol's package)",
             name=arg,
         )
     return _local(url_or_path, url_or_path, arg)
@@ -233,7 +243,7 @@ class OpenedArchive:
 
     location: Location
     archive: cf.CartonArchive
-    remote: HttpRangeFile | None = field(default=None, repr=False)
+    remote: RangeFile | None = field(default=None, repr=False)
     cached: Path | None = None
 
     def damaged_by(self, exc: BaseException) -> bool:
@@ -278,7 +288,7 @@ def open_location(
     if location.kind in ("dir", "file"):
         return OpenedArchive(location, read(location.path))
     url = location.location
-    got = remote_archive(url, cache=cache, download=download)
+    got = _remote(location, cache, download)
     try:
         archive = read(got.where)
         if got.hit:
@@ -290,7 +300,7 @@ def open_location(
             raise
         drop_damaged(cache, url, got.where, exc)  # type: ignore[arg-type]
         with _refetching(exc):
-            got = remote_archive(url, cache=cache, download=True)
+            got = _remote(location, cache, True)
         return OpenedArchive(location, read(got.where))
     except BaseException:
         if got.remote is not None:
@@ -348,8 +358,8 @@ def _refetching(damage: cf.CartonFormatError) -> Iterator[None]:
 class RemoteArchive:
     """Where to read a remote archive from (see :func:`remote_archive`)."""
 
-    where: Path | HttpRangeFile
-    remote: HttpRangeFile | None = None  # the range file, when reading over range requests
+    where: Path | RangeFile
+    remote: RangeFile | None = None  # the range file, when reading over range requests
     hit: bool = False  # ``where`` is a cached copy from before (not downloaded by this call)
 
 
@@ -377,13 +387,41 @@ def remote_archive(url: str, *, cache: Cache, download: bool = False) -> RemoteA
     return RemoteArchive(download_archive(cache, url, policy=policy))
 
 
+def _remote(location: Location, cache: Cache, download: bool) -> RemoteArchive:
+    """:func:`remote_archive` for an http(s) location, :func:`fsspec_remote_archive` for an fsspec one."""
+    if location.kind == "fsspec":
+        return fsspec_remote_archive(location, cache=cache, download=download)
+    return remote_archive(location.location, cache=cache, download=download)
+
+
+def fsspec_remote_archive(location: Location, *, cache: Cache, download: bool = False) -> RemoteArchive:
+    """:func:`remote_archive` for an fsspec URL: the cached copy when the store still has that
+    object (one ``info`` request), else exact range reads, or with ``download=True`` the object
+    downloaded into the cache (see :mod:`carton_runtime.fsspec_source`)."""
+    obj = FsspecObject(location.location, location.storage_options)
+    cached = cache.url_lookup(obj.url) if download else cached_object(cache, obj)
+    if cached is not None:
+        return RemoteArchive(cached, hit=True)
+    if download:
+        return RemoteArchive(download_object(cache, obj))
+    remote = FsspecRangeFile(obj)
+    return RemoteArchive(remote, remote)
+
+
 def open_url_source(url: str, limits: cf.Limits = cf.DEFAULT_LIMITS) -> cf.ArchiveSource:
-    """An ArchiveSource for an ``http(s)://`` URL, through the cache like ``load``: what
-    ``carton info|ls|validate URL`` read (the ``carton.sources`` entry point of the format layer)."""
+    """An ArchiveSource for an ``http(s)://`` or fsspec URL, through the cache like ``load``: what
+    ``carton info|ls|validate URL`` read (the ``carton.sources`` entry point of the format layer,
+    registered for ``http``, ``https`` and, as the fallback ``*``, every other scheme: one that
+    neither this runtime nor fsspec reads is the format layer's ``E-ARG-INVALID``, as without it)."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("http", "https", "file") and not is_fsspec_url(url):
+        raise cf.CartonFormatError(
+            "E-ARG-INVALID", f"no installed source opens {scheme}:// URLs (fsspec's protocols need pip install 'carton-py[fsspec]')"
+        )
     location = parse_location(url)
-    if location.kind != "http":
+    if location.kind not in ("http", "fsspec"):
         return cf.open_source(location.path, limits)
-    got = remote_archive(location.location, cache=Cache())
+    got = _remote(location, Cache(), False)
     remote = got.remote
     if remote is None:
         return cf.open_source(got.where, limits)  # type: ignore[arg-type]  # a directory (unpacked) or a zip file
@@ -403,6 +441,7 @@ __all__ = [
     "OpenedArchive",
     "RemoteArchive",
     "drop_damaged",
+    "fsspec_remote_archive",
     "open_location",
     "open_url_source",
     "parse_location",

@@ -227,6 +227,73 @@ class ArchiveModelFiles:
         except (OSError, CartonRuntimeError) as exc:  # a read-only (shared) cache: hashed again next time
             log.debug("%s: cannot record %s as verified (%s)", member, path, exc)
 
+    # -- a local directory ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def local_dir(self) -> Iterator[Path]:
+        """A local directory whose files are exactly the ``model/`` files, every one verified
+        against MANIFEST before the directory is handed out (for a runner in another process,
+        which takes a path).  Valid until the ``with`` block exits.
+
+        An unpacked carton (a user's directory, or the cache's unpacked copy of an http(s)
+        archive) whose ``model/`` holds every listed file and nothing else is handed out as it
+        is, after :meth:`local_file`'s in-place check of each file (a verification record
+        skips the hash).  Otherwise each file goes through :meth:`local_file` (copied once into
+        the cache and verified there, LINKS fetched) and a private temporary directory gets a
+        hard link to it (a symbolic link to the cached file across file systems, a copy when
+        the cache is unusable); it is removed when the block exits."""
+        in_place = self._unpacked_model_dir()
+        if in_place is not None:
+            for name in self.names():
+                member = self._member(name)
+                with self._in_place(member, self._manifest[member], self._span(member)):  # type: ignore[arg-type]
+                    pass  # verified (or recorded as verified) on exit
+            yield in_place
+            return
+        with tempfile.TemporaryDirectory(prefix="carton-model-dir-") as tmp:
+            root = Path(tmp)
+            for name in self.names():
+                dest = root / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                member = self._member(name)
+                with self.local_file(name) as path:
+                    self._place(member, Path(path), dest)
+            yield root
+
+    def _unpacked_model_dir(self) -> Path | None:
+        """``model/`` of a directory source when it can be handed out as it is: every listed
+        file is a whole file at its place there (none behind LINKS) and no other file is."""
+        root = getattr(self.archive.source, "root", None)
+        if not isinstance(self.archive.source, cf.DirectorySource) or root is None:
+            return None
+        model_dir = Path(root) / MODEL_PREFIX.rstrip("/")
+        names = self.names()
+        for name in names:
+            span = self._span(self._member(name))
+            if span is None or not span.whole_file or span.path != model_dir / name:
+                return None
+        if not model_dir.is_dir() or DirectoryModelFiles(model_dir).names() != sorted(names):
+            return None
+        return model_dir
+
+    def _place(self, member: str, path: Path, dest: Path) -> None:
+        """Put ``path`` (what :meth:`local_file` gave, not yet verified) at ``dest``: a hard
+        link; across file systems a symbolic link to where the verified file stays (the cache
+        entry, or the file used in place); else a copy."""
+        try:
+            os.link(path, dest)
+            return
+        except OSError:
+            pass
+        sha = self._manifest[member]
+        span = self._span(member)
+        if path.is_relative_to(self.cache.root):
+            os.symlink(self.cache.file_path(sha), dest)  # where local_file's exit publishes it
+        elif span is not None and span.whole_file and span.path == path:
+            os.symlink(path, dest)
+        else:
+            shutil.copyfile(path, dest)
+
     def _extract_stream(self, member: str, staging: Staging) -> None:
         with self.archive.open(member) as src, open(staging.path, "wb") as dest:  # verified at EOF
             shutil.copyfileobj(src, dest, CHUNK_SIZE)
@@ -272,6 +339,11 @@ class DirectoryModelFiles:
     def local_file(self, name: str) -> Iterator[Path]:
         """The file itself, in place (nothing to verify)."""
         yield self._path(name)
+
+    @contextlib.contextmanager
+    def local_dir(self) -> Iterator[Path]:
+        """The directory itself (nothing to verify)."""
+        yield self.root
 
 
 __all__ = ["ArchiveModelFiles", "DirectoryModelFiles"]

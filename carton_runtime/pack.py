@@ -31,8 +31,8 @@ from .errors import CartonRuntimeError
 from .loader import check_runner_opts, lazy_values
 from .model import BlockingCarton
 from .model_files import DirectoryModelFiles
-from .registry import find_runner_by_name, select_runner, to_semver
-from .runners.base import pack_model_dir
+from .registry import find_runner_by_name, installed_runners, select_runner, to_semver
+from .runners.base import pack_model_dir, unavailable_reason
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 class PackArgs:
     """The original's ``pack`` / ``load_unpacked`` arguments after ``path``, in its order."""
 
-    runner_name: str
-    required_framework_version: str
+    runner_name: str | None = None  # None: picked from the model object or file (see _choose_runner)
+    required_framework_version: str | None = None  # None: the chosen runner's default for the installed framework
     runner_compat_version: int | None = None
     runner_opts: dict[str, Any] | None = None
     model_name: str | None = None
@@ -175,6 +175,7 @@ def pack(path: Any, args: PackArgs, *, output_path: Any, compression: str, overw
     given self tests are run on the packed archive before returning; if any fails, the archive
     is removed and an ``E-RUNTIME-INFER`` error lists the failures.  A progress bar (hashing and
     writing) shows on a terminal, see :mod:`carton_runtime.progress`."""
+    args = _choose_runner(path, args)
     info = args.to_info()
     runner = _runner_for_pack(info)
     if runner is not None and info.runner.runner_compat_version is None:
@@ -185,6 +186,7 @@ def pack(path: Any, args: PackArgs, *, output_path: Any, compression: str, overw
     else:
         target = Path(os.fspath(output_path))
     with tempfile.TemporaryDirectory(prefix="carton-pack-") as work:
+        source, info, args = _prepare(runner, source, info, args, Path(work))
         model_dir = pack_model_dir(runner, source, Path(work)) if runner is not None else _plain_dir(source)
         try:
             with progress.ByteBar(f"packing {target.name}") as bar:
@@ -206,13 +208,75 @@ def pack(path: Any, args: PackArgs, *, output_path: Any, compression: str, overw
 
 
 def _pack_source(path: Any, runner: Any) -> Any:
-    """``path`` as a Path, or as given when it is a model object the runner packs itself
-    (a ``torch.jit.ScriptModule`` for torchscript)."""
+    """``path`` as a Path, or as given when it is a model object for a runner that packs
+    objects itself (one with ``pack``: a ScriptModule for torchscript, an ExportedProgram for
+    torch_export and aotinductor; the runner says why it cannot pack another object)."""
     if isinstance(path, (str, os.PathLike)):
         return Path(os.fspath(path))
-    if runner is not None and callable(getattr(runner, "pack", None)) and getattr(runner, "runner_name", None) == "torchscript":
-        return path  # the runner saves a ScriptModule, or says why it cannot pack this object
+    if runner is not None and callable(getattr(runner, "pack", None)):
+        return path
     raise CartonRuntimeError("E-RUNTIME-ARG", f"path must be a path (str or os.PathLike), not {type(path).__name__}", name="path")
+
+
+def _recognises(runner: Any, path: Any) -> bool:
+    """Whether the runner says it packs this model object (``accepts_object``) or file (``accepts_path``)."""
+    try:
+        if isinstance(path, (str, os.PathLike)):
+            check = getattr(runner, "accepts_path", None)
+            return callable(check) and bool(check(Path(os.fspath(path))))
+        check = getattr(runner, "accepts_object", None)
+        return callable(check) and bool(check(path))
+    except OSError:
+        return False
+
+
+def _default_framework_version(runner: Any) -> str:
+    """The runner's own default (``default_required_framework_version``), else ``=MAJOR.MINOR``
+    of its installed framework."""
+    fn = getattr(runner, "default_required_framework_version", None)
+    if callable(fn):
+        return str(fn())
+    core = to_semver(str(runner.framework_version)).split("+")[0].split("-")[0].split(".")
+    return "=" + ".".join(core[:2])
+
+
+def _choose_runner(path: Any, args: PackArgs) -> PackArgs:
+    """``args`` with ``runner_name`` (when None: the first installed runner recognising the
+    model object or file, torchscript for a file none recognises; an ExportedProgram is
+    torch_export's unless runner_name says aotinductor) and ``required_framework_version`` (when None: that runner's default)."""
+    if args.runner_name is None:
+        chosen = next((r for r in installed_runners() if not unavailable_reason(r) and _recognises(r, path)), None)
+        if chosen is None and isinstance(path, (str, os.PathLike)):
+            chosen = find_runner_by_name("torchscript")  # the historical default: it says what a file it cannot pack is
+        if chosen is None:
+            what = str(path) if isinstance(path, (str, os.PathLike)) else f"a {type(path).__name__} object"
+            raise CartonRuntimeError(
+                "E-RUNTIME-ARG",
+                f"pass runner_name: no installed runner recognises {what} (torchscript packs a ScriptModule or a torch.jit.save file, "
+                "torch_export an ExportedProgram or a torch.export.save file, aotinductor an AOTInductor package)",
+                name="runner_name",
+            )
+        args = dataclasses.replace(args, runner_name=chosen.runner_name)
+    if args.required_framework_version is None:
+        runner = find_runner_by_name(args.runner_name) if isinstance(args.runner_name, str) else None
+        if runner is None:
+            raise CartonRuntimeError(
+                "E-RUNTIME-ARG", f"pass required_framework_version: no installed runner {args.runner_name!r} gives a default",
+                name="required_framework_version",
+            )
+        args = dataclasses.replace(args, required_framework_version=_default_framework_version(runner))
+    return args
+
+
+def _prepare(runner: Any, source: Any, info: cf.CartonInfo, args: PackArgs, work: Path) -> tuple[Any, cf.CartonInfo, PackArgs]:
+    """The runner's ``prepare_pack`` (derive or check TensorSpecs, compile, record the target), if
+    it has one; ``args`` then carries what it changed in ``info``."""
+    fn = getattr(runner, "prepare_pack", None) if runner is not None else None
+    if not callable(fn):
+        return source, info, args
+    source, info = fn(source, info, work)
+    args = dataclasses.replace(args, inputs=info.inputs, outputs=info.outputs, required_platforms=info.required_platforms)
+    return source, info, args
 
 
 def _check_self_tests(target: Path, runner: Any, args: PackArgs, model_dir: Path, work: Path) -> None:
@@ -257,6 +321,7 @@ def load_unpacked(path: Any, args: PackArgs, *, visible_device: Any) -> Blocking
 
     Self tests, examples and misc files stay in memory; ``manifest_sha256`` is None."""
     device = parse_visible_device(visible_device)
+    args = _choose_runner(path, args)
     info = args.to_info(lazy_values.get())
     if args.linked_files:
         log.info("load_unpacked: linked_files only matter when packing; ignored")
@@ -265,7 +330,8 @@ def load_unpacked(path: Any, args: PackArgs, *, visible_device: Any) -> Blocking
         info.runner.runner_compat_version = runner.runner_compat_version
     work = tempfile.TemporaryDirectory(prefix="carton-unpacked-")
     try:
-        model_dir = pack_model_dir(runner, _pack_source(path, runner), Path(work.name))
+        source, info, args = _prepare(runner, _pack_source(path, runner), info, args, Path(work.name))
+        model_dir = pack_model_dir(runner, source, Path(work.name))
         runner_model = runner.load(DirectoryModelFiles(model_dir), device=device, opts=dict(info.runner.opts or {}))
     except BaseException:
         work.cleanup()

@@ -48,7 +48,7 @@ class TailBlockCache:
     bytes (or what was asked, if more), stopping where the tail starts; a fetch of at most
     ``max_bytes // 4`` bytes is remembered as a block, and the oldest blocks are dropped while
     the blocks hold more than ``max_bytes``.  A fetcher that returns the wrong number of bytes
-    raises ``E-RUNTIME-HTTP`` (``name``, e.g. the URL, starts the message).  Thread-safe.
+    raises ``error_code`` (default ``E-RUNTIME-HTTP``; ``name``, e.g. the URL, starts the message).  Thread-safe.
     """
 
     def __init__(
@@ -61,6 +61,7 @@ class TailBlockCache:
         min_fetch: int = MIN_FETCH,
         max_bytes: int = BLOCK_CACHE_BYTES,
         name: str = "range cache",
+        error_code: str = "E-RUNTIME-HTTP",
     ) -> None:
         if not 0 <= tail_start <= size or tail_start + len(tail) != size:
             raise ValueError(f"the tail ({len(tail)} bytes at {tail_start}) must end the file ({size} bytes)")
@@ -72,6 +73,7 @@ class TailBlockCache:
         self.min_fetch = min_fetch
         self.max_bytes = max_bytes
         self.name = name
+        self.error_code = error_code
         self._tail = tail
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         self._block_bytes = 0
@@ -121,7 +123,7 @@ class TailBlockCache:
         data = self.fetcher(start, end)
         if len(data) != end - start:
             raise CartonRuntimeError(
-                "E-RUNTIME-HTTP", f"{self.name}: asked for bytes [{start}, {end}), got {len(data)} bytes instead of {end - start}"
+                self.error_code, f"{self.name}: asked for bytes [{start}, {end}), got {len(data)} bytes instead of {end - start}"
             )
         return bytes(data)
 

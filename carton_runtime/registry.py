@@ -4,8 +4,8 @@ A runner can load a model when its name equals ``runner.runner_name`` exactly, i
 framework version matches ``runner.required_framework_version`` (Cargo semver rules, the format
 layer's ``VersionReq``) and its compatibility version equals ``runner.runner_compat_version``
 (when the model has one).  Runners come from :func:`register_runner` (first), the entry-point
-group ``carton_runtime.runners`` (next) and the built-in ``torchscript`` runner (last); the first
-match wins.  No match is an ``E-RUNTIME-NO-RUNNER`` error naming what was required and what is
+group ``carton_runtime.runners`` (next) and the built-in runners (last: ``torchscript``,
+``torch_export``, ``aotinductor``, ...); the first match wins.  No match is an ``E-RUNTIME-NO-RUNNER`` error naming what was required and what is
 installed.
 """
 
@@ -79,9 +79,12 @@ def _load_entry_points() -> list[Any]:
 
 
 def _builtin() -> list[Any]:
+    from .runners.aotinductor import AOTInductorRunner
+    from .runners.python import PythonRunner
+    from .runners.torch_export import TorchExportRunner
     from .runners.torchscript import TorchScriptRunner
 
-    return [TorchScriptRunner.instance()]
+    return [TorchScriptRunner.instance(), TorchExportRunner.instance(), AOTInductorRunner.instance(), PythonRunner.instance()]
 
 
 def installed_runners() -> list[Any]:

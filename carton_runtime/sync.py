@@ -26,16 +26,45 @@ def load(
     override_runner_name: str | None = None,
     override_required_framework_version: str | None = None,
     override_runner_opts: dict[str, Any] | None = None,
+    *,
+    isolation: str | None = None,
+    environment: Any = None,
+    call_timeout_s: float | None = None,
+    storage_options: dict[str, Any] | None = None,
+    require_signature: Any = None,
 ) -> BlockingCarton:
     """Load a model from a .carton file, an unpacked directory, file:// or http(s):// URL
-    (``path``: the original's argument name)."""
-    options = loader.LoadOptions(visible_device, override_runner_name, override_required_framework_version, override_runner_opts)
+    (``path``: the original's argument name).
+
+    Beyond the original's arguments (keyword-only): ``isolation`` "process" runs the model in a
+    worker process of its own (a crash or hang there is an error here, not this process's end;
+    see :mod:`carton_runtime.isolation`), "inprocess" in this process; None: ``CARTON_ISOLATION``
+    or the config file's ``isolation`` key, else in process.  ``environment`` (not None: out of
+    process, in an environment provisioned for the runner's framework version).
+    ``call_timeout_s``: out of process, an inference taking longer is ``E-RUNTIME-TIMEOUT``.
+    ``storage_options``: for an fsspec URL (``s3://``, ``gs://``, ...), the file system's options
+    (credentials, endpoint; default: fsspec's configuration).  ``require_signature``: a trust root
+    (a PEM public key or CA certificates path, or a mapping; False: off; None: ``CARTON_REQUIRE_SIGNATURE``
+    or the config file's ``require_signature``, else off) the archive must be signed by, checked before
+    any model code runs (``E-RUNTIME-SIGNATURE``; see :mod:`carton_runtime.signature_policy`)."""
+    options = loader.LoadOptions(
+        visible_device,
+        override_runner_name,
+        override_required_framework_version,
+        override_runner_opts,
+        isolation=isolation,
+        environment=environment,
+        call_timeout_s=call_timeout_s,
+        storage_options=storage_options,
+        require_signature=require_signature,
+    )
     return loader.load(path, options)
 
 
-def get_model_info(url_or_path: Any) -> CartonInfo:
-    """Metadata only (tensors and misc files stay lazy); remote archives use range requests."""
-    return loader.get_model_info(url_or_path)[0]
+def get_model_info(url_or_path: Any, *, storage_options: dict[str, Any] | None = None) -> CartonInfo:
+    """Metadata only (tensors and misc files stay lazy); remote archives use range requests
+    (``storage_options``: for an fsspec URL, the file system's options)."""
+    return loader.get_model_info(url_or_path, storage_options=storage_options)[0]
 
 
 __all__ = [

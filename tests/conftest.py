@@ -52,5 +52,9 @@ def _private_carton_cache(tmp_path_factory: pytest.TempPathFactory):
     patch = pytest.MonkeyPatch()
     if "CARTON_CACHE_DIR" not in os.environ:
         patch.setenv("CARTON_CACHE_DIR", str(tmp_path_factory.mktemp("carton-cache")))
+    if "CARTON_RUNNER_DATA_DIR" not in os.environ:  # runner environments: one directory per session
+        from tests.helpers.python_envs import session_runner_data_dir
+
+        patch.setenv("CARTON_RUNNER_DATA_DIR", str(session_runner_data_dir(tmp_path_factory)))
     yield
     patch.undo()

@@ -5,11 +5,13 @@
 
 ``inspect`` is a validator's deep read (``carton_format.validate``) followed by a read of every
 metadata value (``describe_info(with_values=True)``); ``infer`` loads the archive with
-``carton_runtime.sync`` and is declared only when that API is importable.
+``carton_runtime.sync`` and is declared only when that API is importable; ``verify`` checks a
+signature with ``carton_format.verify_signature`` and is declared only with the signing extra.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import tempfile
@@ -95,6 +97,8 @@ class Builtin:
         kinds = ["inspect", "versionreq"]
         if self.runtime is not None:
             kinds.append("infer")
+        if importlib.util.find_spec("model_signing") is not None:  # the 'signing' extra
+            kinds.append("verify")
         try:
             from importlib.metadata import version
 
@@ -110,7 +114,19 @@ class Builtin:
             "features": ["error-categories", "error-codes", "limits", "manifest", "normalized-versionreq", "warnings"]
             + (["fetch"] if self.fetcher is not None else []),
             "persistent": True,
+            "runners": self._runners(),
         }
+
+    def _runners(self) -> list[str]:
+        """The runner names infer can load here (installed and usable)."""
+        if self.runtime is None:
+            return []
+        try:
+            from carton_runtime.registry import installed_runners
+            from carton_runtime.runners.base import unavailable_reason
+        except Exception:  # noqa: BLE001
+            return ["torchscript"]
+        return sorted({r.runner_name for r in installed_runners() if not unavailable_reason(r)})
 
     def inspect(self, archive: str, limits: dict[str, int] | None) -> tuple[int, dict[str, Any]]:
         lim = cf.Limits(**limits) if limits else cf.DEFAULT_LIMITS
@@ -138,6 +154,16 @@ class Builtin:
         except cf.CartonFormatError as exc:
             return 1, {"valid": False, "errors": [error_json(exc.code, exc.message)]}
         return 0, {"valid": True, "matches": req.matches(version), "normalized": str(req)}
+
+    def verify(self, archive: str, key: str) -> tuple[int, dict[str, Any]]:
+        """The signature against the trusted public key, then every member (spec section 18)."""
+        try:
+            report = cf.verify_signature(archive, key=key)
+        except cf.CartonError as exc:
+            return 1, {"verified": False, "errors": [error_json(exc.code, str(exc))]}
+        if report.verified:
+            return 0, {"verified": True, "manifest_sha256": report.model_id, "method": report.method}
+        return 1, {"verified": False, "errors": [error_json(f.code, f.message) for f in report.reasons]}
 
     def infer(self, archive: str, document: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         runtime = self.runtime

@@ -121,8 +121,9 @@ class Original:
             ver = version("cartonml-nightly")
         except Exception:  # noqa: BLE001
             ver = "unknown"
+        # no "verify": the original has no signatures (it reads signed archives, ignoring SIGNATURE)
         return {"protocol": PROTOCOL, "name": "cartonml-nightly (original)", "version": ver, "language": "rust",
-                "kinds": ["inspect"], "features": [], "persistent": True}
+                "kinds": ["inspect"], "features": [], "persistent": True, "runners": ["torchscript"]}
 
     def inspect(self, archive: str, limits: Any) -> tuple[int, dict[str, Any]]:
         try:

@@ -1,11 +1,12 @@
 """The adapter side of the conformance protocol, for adapters written in Python (stdlib only).
 
-An adapter implements a handler with four methods and calls :func:`main`:
+An adapter implements a handler with four (or five) methods and calls :func:`main`:
 
     capabilities()                     -> dict
     inspect(archive, limits)           -> (exit, result)    exit 0: accepted, 1: rejected
     versionreq(requirement, version)   -> (exit, result)
     infer(archive, inputs_document)    -> (exit, result)
+    verify(archive, public_key_path)   -> (exit, result)    optional: only with the "verify" kind
 
 :func:`main` gives the one-shot commands (``ADAPTER inspect ARCHIVE [LIMITS_JSON]``, ...) and the
 persistent JSON-lines mode (``ADAPTER serve``).  See carton_conformance/README.md for the protocol and
@@ -54,6 +55,8 @@ def dispatch(handler: Any, op: str, request: dict[str, Any]) -> tuple[int, Any]:
         with open(request["inputs"], encoding="utf-8") as f:
             document = json.load(f)
         return handler.infer(request["archive"], document)
+    if op == "verify":
+        return handler.verify(request["archive"], request["key"])
     raise ValueError(f"unknown operation {op!r}")
 
 
@@ -93,7 +96,7 @@ def serve(handler: Any, *, on_stop: Callable[[], None] | None = None) -> int:
 
 def main(handler: Any, argv: list[str] | None = None, *, on_exit: Callable[[int], None] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    usage = "usage: ADAPTER capabilities | inspect ARCHIVE [LIMITS_JSON] | versionreq REQ VERSION | infer ARCHIVE INPUTS | serve"
+    usage = "usage: ADAPTER capabilities | inspect ARCHIVE [LIMITS_JSON] | versionreq REQ VERSION | infer ARCHIVE INPUTS | verify ARCHIVE KEY | serve"
     if not argv:
         print(usage, file=sys.stderr)
         return 2
@@ -109,6 +112,8 @@ def main(handler: Any, argv: list[str] | None = None, *, on_exit: Callable[[int]
             request = {"requirement": args[0], "version": args[1]}
         elif op == "infer" and len(args) == 2:
             request = {"archive": args[0], "inputs": args[1]}
+        elif op == "verify" and len(args) == 2:
+            request = {"archive": args[0], "key": args[1]}
         else:
             print(usage, file=sys.stderr)
             return 2

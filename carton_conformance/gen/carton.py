@@ -78,6 +78,7 @@ class CaseArchive:
     files: dict[str, bytes] = field(default_factory=dict)  # tensor files, misc/, model/, others
     values: dict[str, Any] = field(default_factory=dict)  # tensor name -> array / list of arrays (nested)
     links: bytes | None = None
+    signature: bytes | None = None  # the SIGNATURE member (spec section 18), written last
     toml_text: str | None = None  # carton.toml text override (after rendering doc)
     index_text: str | None = None
     manifest: bytes | None = None  # MANIFEST override
@@ -187,6 +188,8 @@ class CaseArchive:
         ordered["MANIFEST"] = (self.manifest_data(), False)
         if self.links is not None:
             ordered["LINKS"] = (self.links, False)
+        if self.signature is not None:
+            ordered["SIGNATURE"] = (self.signature, False)
         return ordered
 
     def zip_members(self, method: int = zc.STORED, overrides: dict[str, dict[str, Any]] | None = None) -> list[zc.Member]:
@@ -194,7 +197,7 @@ class CaseArchive:
         out = []
         for name, (data, is_link) in self.members().items():
             kw: dict[str, Any] = dict(external_attr=LINK_ATTR if is_link else FILE_ATTR, version_made_by=VERSION_MADE_BY)
-            m = zc.STORED if is_link or name in ("MANIFEST", "LINKS") else method
+            m = zc.STORED if is_link or name in ("MANIFEST", "LINKS", "SIGNATURE") else method
             kw.update(overrides.get(name, {}))
             m = kw.pop("method", m)
             out.append(zc.member(kw.pop("name", name), data, m, **kw))

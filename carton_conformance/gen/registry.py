@@ -10,8 +10,8 @@ from typing import Any
 
 from . import tomlw
 
-ID_RE = re.compile(r"^(inspect|versionreq|infer)(/[a-z0-9][a-z0-9._-]*)+$")
-FIELD_ORDER = ["archive", "inputs", "requirement", "version", "origin", "requires", "limits"]
+ID_RE = re.compile(r"^(inspect|versionreq|infer|verify)(/[a-z0-9][a-z0-9._-]*)+$")
+FIELD_ORDER = ["archive", "inputs", "runner", "key", "requirement", "version", "origin", "requires", "limits"]
 
 
 @dataclass

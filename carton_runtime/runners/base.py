@@ -61,6 +61,12 @@ class ModelFiles(Protocol):
         runner must then discard what it loaded."""
         ...
 
+    def local_dir(self) -> ContextManager[Path]:
+        """A local directory holding exactly the ``model/`` files, all verified before it is
+        handed out, for a runner that takes a directory (one running in another process).
+        It stays valid until the ``with`` block exits."""
+        ...
+
 
 @runtime_checkable
 class RunnerModel(Protocol):

@@ -54,65 +54,38 @@ import numpy as np
 from .. import progress
 from ..devices import DeviceSpec, resolve_torch_device
 from ..errors import CartonRuntimeError
+from . import _torch_common
+from ._torch_common import (
+    KNOWN_OPTS,  # noqa: F401 - re-exported (this module's public names predate _torch_common)
+    TorchRunnerBase,
+    _describe,
+    _first_line,
+    _forget_thread_pool_settings,  # noqa: F401 - re-exported for tests
+    _inference_guard,
+    thread_pool_settings,
+)
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.pt"
-KNOWN_OPTS = ("num_threads", "num_interop_threads")
 _STRING_KINDS = frozenset("UTO")
 _NUMERIC_KINDS = frozenset("fiucb")
 
 
-def _framework_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("torch")
-    except Exception:  # noqa: BLE001 - not installed through a distribution
-        try:
-            import torch
-
-            return str(torch.__version__)
-        except ImportError:
-            return None
-
-
-class TorchScriptRunner:
+class TorchScriptRunner(TorchRunnerBase):
     """Runs TorchScript models in this process."""
 
     runner_name = "torchscript"
     runner_compat_version = 1
     _instance: "TorchScriptRunner | None" = None
 
-    @classmethod
-    def instance(cls) -> "TorchScriptRunner":
-        """The process-wide runner (created on first use)."""
-        if cls._instance is None:
-            cls._instance = cls()
-        return cls._instance
+    def accepts_object(self, obj: Any) -> bool:
+        """Whether ``pack`` takes this model object (a ``torch.jit.ScriptModule``)."""
+        return _is_script_module(obj)
 
-    def __init__(self) -> None:
-        self._version: str | None = None
-
-    @property
-    def framework_version(self) -> str:
-        """The installed torch version (``0.0.0`` when torch cannot be found)."""
-        if self._version is None:
-            self._version = _framework_version() or "0.0.0"
-        return self._version
-
-    def unavailable_reason(self) -> str | None:
-        """``torch is not installed`` unless torch can be found (without importing it)."""
-        import importlib.util
-
-        try:
-            spec = importlib.util.find_spec("torch")
-        except (ImportError, ValueError):  # e.g. sys.modules["torch"] = None
-            spec = None
-        return None if spec is not None else "torch is not installed"
-
-    def __repr__(self) -> str:
-        return f"<TorchScriptRunner torch {self.framework_version}>"
+    def accepts_path(self, path: Path) -> bool:
+        """Whether ``path`` is a ``torch.jit.save`` file (judged without unpickling anything)."""
+        return path.is_file() and torchscript_file_problem(path) is None
 
     # -- packing ------------------------------------------------------------------------------
 
@@ -293,20 +266,6 @@ def torchscript_file_problem(path: Path) -> str | None:
     return "neither a zip (TorchScript archive) nor a pickle"
 
 
-def _describe(files: Any) -> str:
-    """A short name for the model being loaded, for the thread-pool messages."""
-    try:
-        name = files.archive.info.model_name
-    except AttributeError:
-        name = None
-    return f"model {name!r}" if name else "this model"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 _TS_HEADER = "The following operation failed in the TorchScript interpreter"
 _TS_TRACEBACK = re.compile(r"^Traceback of TorchScript.*$", re.MULTILINE)
 _TS_MESSAGE = re.compile(r"^([A-Za-z_][\w.]*): ", re.MULTILINE)
@@ -340,88 +299,9 @@ def _infer_error(exc: BaseException) -> CartonRuntimeError:
     return CartonRuntimeError("E-RUNTIME-INFER", f"the model raised {message}")
 
 
-# what the first model asking for each pool size set: {option: (value, model)}; see the module docstring
-_pools: dict[str, tuple[int, str]] = {}
-_pools_lock = threading.Lock()
-
-
-def thread_pool_settings() -> dict[str, int]:
-    """The pool sizes set through runner options so far in this process (``{option: value}``)."""
-    with _pools_lock:
-        return {key: value for key, (value, _model) in _pools.items()}
-
-
-def _forget_thread_pool_settings() -> None:
-    """Forget which model set the pools (for tests; torch keeps its current sizes)."""
-    with _pools_lock:
-        _pools.clear()
-
-
-def _pool_conflict(key: str, value: int, kept: int, by: str, model: str) -> None:
-    message = (
-        f"runner option {key}={value} of {model} ignored: torch's thread pools are process-wide and "
-        f"{by} already set {key}={kept}, which stays for every model in this process"
-    )
-    log.warning("%s", message)
-    warnings.warn(message, RuntimeWarning, stacklevel=4)
-
-
 def apply_opts(opts: dict[str, Any], model: str = "this model") -> None:
-    """``num_threads`` / ``num_interop_threads``: the first model asking for one sets it (the
-    pools are process-wide in torch); a later model asking for another value is warned and
-    gets the pools as they are.  Unknown options and bad values warn and are ignored."""
-    import torch
-
-    for key, value in opts.items():
-        if key not in KNOWN_OPTS:
-            warnings.warn(f"runner option {key!r} is not known to the torchscript runner; ignored", RuntimeWarning, stacklevel=3)
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            warnings.warn(f"runner option {key}={value!r} ignored: it must be a positive integer", RuntimeWarning, stacklevel=3)
-            continue
-        with _pools_lock:
-            earlier = _pools.get(key)
-            if earlier is None:
-                if key == "num_threads":
-                    torch.set_num_threads(value)
-                    _pools[key] = (value, model)
-                    log.info("torch intra-op threads set to %d by %s (process-wide)", value, model)
-                    continue
-                if torch.get_num_interop_threads() == value:
-                    _pools[key] = (value, model)
-                    continue
-                try:
-                    torch.set_num_interop_threads(value)
-                except RuntimeError as exc:
-                    current = torch.get_num_interop_threads()
-                    _pools[key] = (current, "torch")  # fixed for the rest of the process
-                    message = (
-                        f"runner option num_interop_threads={value} of {model} ignored: torch allows setting it once per process, "
-                        f"before any inter-op work ({_first_line(exc)}); it stays {current} for every model in this process"
-                    )
-                    log.warning("%s", message)
-                    warnings.warn(message, RuntimeWarning, stacklevel=3)
-                    continue
-                _pools[key] = (value, model)
-                log.info("torch inter-op threads set to %d by %s (process-wide)", value, model)
-                continue
-        kept, by = earlier
-        if kept != value:
-            _pool_conflict(key, value, kept, "torch" if by == "torch" else f"an earlier model ({by})", model)
-
-
-def _inference_guard() -> Any:
-    import torch
-
-    guard = getattr(torch._C, "_InferenceMode", None)  # the cheap RAII guard behind inference_mode
-    if guard is not None:
-        try:
-            with guard(True):
-                pass
-            return lambda: guard(True)
-        except Exception:  # noqa: BLE001 - private API changed
-            pass
-    return torch.inference_mode
+    """``num_threads`` / ``num_interop_threads`` (process-wide: see :mod:`._torch_common`)."""
+    _torch_common.apply_opts(opts, model, runner="torchscript", logger=log, stacklevel=4)
 
 
 class TorchScriptModel:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from carton_runtime import locations
+from tests.helpers.python_envs import ENV_NAME, session_runner_data_dir
 from tests.runtime.conftest import Server, ServerFactory
 
 from . import standins
@@ -17,6 +18,14 @@ PUB_MODELS = {
     "/google-research/bert-base-uncased": standins.bert_standin_archive,
     "/cartonml/basic_example": standins.basic_example_archive,
 }
+
+
+@pytest.fixture(autouse=True)
+def runner_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runner environments (python models) under the session's shared directory, built once."""
+    path = session_runner_data_dir(tmp_path_factory)
+    monkeypatch.setenv(ENV_NAME, str(path))
+    return path
 
 
 @pytest.fixture(autouse=True)

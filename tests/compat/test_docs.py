@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import runpy
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from carton_runtime import CartonError
 from . import standins
 
 DOCS = Path(__file__).resolve().parent / "docs"
-PYTHON_RUNNER = pytest.mark.xfail(strict=True, raises=CartonError, reason="needs the python runner (runner_name='python'), not implemented yet")
+#: ``=MAJOR.MINOR`` of this interpreter: what a python model packed here can run with
+HOST_PYTHON = f"={sys.version_info.major}.{sys.version_info.minor}"
 
 
 def run_doc(name: str, tmp_path: Path, replace: dict[str, str]) -> dict[str, Any]:
@@ -125,10 +127,27 @@ def carton_sync_infer(model: Any, x: np.ndarray) -> np.ndarray:
     return model.sync.infer({"x": x})["out"]
 
 
-@PYTHON_RUNNER
 def test_loading_override_required_framework_version(tmp_path: Path) -> None:
+    """The fragment forces Python 3.10 on a python model; with this interpreter's version it loads."""
     python_model = standins.basic_example_archive()  # a python-runner model
-    run_doc("loading_override_version", tmp_path, {'"/path/to/packed_python_model.carton"': repr(str(python_model))})
+    run_doc(
+        "loading_override_version",
+        tmp_path,
+        {
+            '"/path/to/packed_python_model.carton"': repr(str(python_model)),
+            'override_required_framework_version = "=3.10"': f"override_required_framework_version = {HOST_PYTHON!r}",
+        },
+    )
+
+
+def test_loading_override_required_framework_version_as_written_needs_python_3_10(tmp_path: Path) -> None:
+    """Unchanged, the fragment asks for Python 3.10.x: with another Python running, a coded error
+    naming the requirement (the original would fetch a 3.10 runner; none is fetched here)."""
+    if HOST_PYTHON == "=3.10":
+        pytest.skip("this is Python 3.10")
+    with pytest.raises(CartonError) as err:
+        run_doc("loading_override_version", tmp_path, {'"/path/to/packed_python_model.carton"': repr(str(standins.basic_example_archive()))})
+    assert err.value.code == "E-RUNTIME-NO-RUNNER" and "'=3.10'" in err.value.message
 
 
 # -- docs/metadata.mdx --------------------------------------------------------------------------
@@ -218,14 +237,16 @@ def _code_dir(tmp_path: Path) -> Path:
     return code_dir
 
 
-@PYTHON_RUNNER
 def test_packing_python(tmp_path: Path) -> None:
-    """Pack the docs' code directory, then "The model at packed_model_path can now be loaded":
-    it doubles ``x``.  (Today ``pack`` already refuses: with no python runner installed it
-    cannot know the runner_compat_version the docs leave out.)"""
-    namespace = run_doc("python_pack", tmp_path, {'"/path/to/code_dir"': repr(str(_code_dir(tmp_path)))})
+    """Pack the docs' code directory (for this interpreter's Python instead of 3.10), then "The
+    model at packed_model_path can now be loaded": it doubles ``x``."""
+    namespace = run_doc(
+        "python_pack",
+        tmp_path,
+        {'"/path/to/code_dir"': repr(str(_code_dir(tmp_path))), 'required_framework_version="=3.10"': f"required_framework_version={HOST_PYTHON!r}"},
+    )
     info = carton_sync.get_model_info(namespace["packed"])
-    assert (info.runner.runner_name, info.runner.required_framework_version) == ("python", "=3.10")
+    assert (info.runner.runner_name, info.runner.required_framework_version, info.runner.runner_compat_version) == ("python", HOST_PYTHON, 1)
 
     async def main() -> None:
         model = await carton.load(namespace["packed"])
@@ -233,3 +254,16 @@ def test_packing_python(tmp_path: Path) -> None:
         np.testing.assert_equal(out["out"], np.arange(3, dtype=np.float32) * 2)
 
     asyncio.run(main())
+
+
+def test_packing_python_as_written_needs_python_3_10(tmp_path: Path) -> None:
+    """Unchanged, the page packs for Python 3.10: packing works (it warns), loading here needs
+    Python 3.10 and says how to try this one."""
+    if HOST_PYTHON == "=3.10":
+        pytest.skip("this is Python 3.10")
+    with pytest.warns(RuntimeWarning, match="=3.10"):
+        namespace = run_doc("python_pack", tmp_path, {'"/path/to/code_dir"': repr(str(_code_dir(tmp_path)))})
+    assert carton_sync.get_model_info(namespace["packed"]).runner.required_framework_version == "=3.10"
+    with pytest.raises(CartonError) as err:
+        carton_sync.load(namespace["packed"])
+    assert err.value.code == "E-RUNTIME-NO-RUNNER" and "override_required_framework_version" in err.value.message

@@ -158,6 +158,9 @@ def test_builtin_replies_match_the_protocol_schema() -> None:
         if case.kind == "inspect":
             code, result = b.inspect(case.path("archive"), case.doc.get("limits"))
             _validator("inspectAccepted" if code == 0 else "inspectRejected").validate(result)
+        elif case.kind == "verify":
+            code, result = b.verify(case.path("archive"), case.path("key"))
+            _validator("verifyAnswer").validate(result)
         else:
             code, result = b.versionreq(case.doc["requirement"], case.doc["version"])
             _validator("versionreqAnswer").validate(result)
@@ -209,6 +212,8 @@ def _answer(case: harness.Case) -> harness.Reply:
     b = Builtin()
     if case.kind == "inspect":
         code, result = b.inspect(case.path("archive"), case.doc.get("limits"))
+    elif case.kind == "verify":
+        code, result = b.verify(case.path("archive"), case.path("key"))
     else:
         code, result = b.versionreq(case.doc["requirement"], case.doc["version"])
     return harness.Reply("answer", code, result)

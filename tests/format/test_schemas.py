@@ -660,7 +660,10 @@ def test_unknown_top_level_keys_are_allowed(key: str, value: Any) -> None:
 # The specification's requirement ids and codes
 
 
-AREAS = ("ZIP", "PATH", "LIMIT", "MANIFEST", "TOML", "META", "TENSOR", "MISC", "LINKS", "VREQ", "RUNNER", "WRITE", "READ")
+AREAS = (
+    "ZIP", "PATH", "LIMIT", "MANIFEST", "TOML", "META", "TENSOR", "MISC", "LINKS", "VREQ", "RUNNER", "WRITE", "READ", "SIG",
+    "EXPORT", "AOTI", "PYTHON", "ENV",
+)
 REQUIREMENT = re.compile(
     r"^- \*\*FMT-(?P<area>[A-Z]+)-(?P<n>[1-9][0-9]*)\*\* \((?P<who>W|R|W,R)\) (?P<text>\S.*)$"
 )
@@ -696,7 +699,7 @@ def requirements() -> list[re.Match[str]]:
 
 def test_requirement_ids_are_well_formed_unique_and_gapless() -> None:
     reqs = requirements()
-    assert 80 <= len(reqs) <= 140, len(reqs)
+    assert 80 <= len(reqs) <= 200, len(reqs)
     ids = [f"FMT-{m['area']}-{m['n']}" for m in reqs]
     assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
     by_area: dict[str, list[int]] = {}

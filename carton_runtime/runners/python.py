@@ -1,0 +1,165 @@
+"""The ``python`` runner (the original's ``carton-runner-py``): a directory of Python code with
+a ``requirements.txt`` and an entrypoint function, run in a worker process of its own.
+
+Packing takes the code directory as it is (``requirements.txt`` must be at its root, as the
+original's packer reads it).  Loading always runs out of process: the model's requirements (and
+our runtime dependencies) are installed into an environment of their own
+(:mod:`carton_runtime.environments`: content-addressed, cached under the runner data dir, never
+the user's environment), the model directory is handed out as a verified local directory
+(``ModelFiles.local_dir``) for as long as the model is loaded, and a worker with that
+environment's interpreter imports and runs the entrypoint
+(:mod:`carton_runtime.runners.python_worker`).  The framework version is the Python version of
+the interpreter the model runs with: this one's (environments are built from it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..devices import DeviceSpec
+from ..environments import Interpreter, ensure_environment, host_interpreter, resolve_interpreter, shared_shim
+from ..errors import CartonRuntimeError
+from .python_worker import RUNNER_COMPAT_VERSION, RUNNER_NAME, STARTED_BY_RUNNER, entrypoint_options
+
+log = logging.getLogger(__name__)
+
+REQUIREMENTS = "requirements.txt"
+BUNDLED_WHEELS = ".carton/bundled_wheels"
+WORKER_REF = "carton_runtime.runners.python_worker:RUNNER"
+
+
+class PythonRunner:
+    """Host side of the python runner: provisions the environment and starts the worker."""
+
+    runner_name = RUNNER_NAME
+    runner_compat_version = RUNNER_COMPAT_VERSION
+    #: its models never run in the loading process ...
+    isolation = "process"
+    #: ... and its own ``load`` starts the worker (the environment depends on the model's files)
+    starts_own_worker = True
+    worker_ref = WORKER_REF
+
+    _instance: PythonRunner | None = None
+
+    @classmethod
+    def instance(cls) -> PythonRunner:
+        """The runner for this process's interpreter (one per process)."""
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def __init__(self, interpreter: Interpreter | None = None) -> None:
+        self.interpreter = interpreter or host_interpreter()
+
+    @property
+    def framework_version(self) -> str:
+        """The Python version models run with (``3.11.7``)."""
+        return self.interpreter.version
+
+    def __repr__(self) -> str:
+        return f"PythonRunner(python {self.interpreter.version} at {self.interpreter.path})"
+
+    def unavailable_reason(self) -> str | None:
+        """Why this runner cannot be used here (process isolation missing), or None."""
+        try:
+            from ..isolation import load_in_worker  # noqa: F401
+        except ImportError as exc:
+            return f"process isolation (carton_runtime.isolation) is not available: {exc}"
+        return None
+
+    def pack(self, path: Any, work_dir: Path) -> Path:
+        """The code directory itself (``requirements.txt`` at its root, as the original needs)."""
+        del work_dir
+        if not isinstance(path, Path) or not path.is_dir():
+            raise CartonRuntimeError("E-RUNTIME-ARG", f"the python runner packs a directory of code; {path} is not a directory", name="path")
+        if not (path / REQUIREMENTS).is_file():
+            raise CartonRuntimeError(
+                "E-RUNTIME-ARG",
+                f"{path} has no {REQUIREMENTS}: a python model's code directory needs one at its root (it may be empty)",
+                name="path",
+            )
+        return path
+
+    def load(self, files: Any, *, device: DeviceSpec, opts: dict[str, Any] | None = None, environment: Any = None) -> PythonCartonModel:
+        """Provision (or reuse) the model's environment, then load the model in a worker.
+
+        ``environment``: None or ``"auto"`` builds one from the model's requirements; the path
+        of an interpreter or venv uses it as it is (it must have the requirements and numpy)."""
+        opts = dict(opts or {})
+        entrypoint_options(opts)  # fail before building anything
+        from ..isolation import load_in_worker
+
+        stack = contextlib.ExitStack()
+        try:
+            model_dir = Path(stack.enter_context(files.local_dir()))
+            python, extra_env = self._interpreter_for(files, model_dir, environment)
+            extra_env[STARTED_BY_RUNNER] = "1"
+            worker = load_in_worker(WORKER_REF, Path(model_dir), device=device, opts=opts, python=python, sys_path=[str(model_dir)], env=extra_env)
+        except BaseException:
+            stack.close()
+            raise
+        return PythonCartonModel(worker, stack, device)
+
+    def _interpreter_for(self, files: Any, model_dir: Path, environment: Any) -> tuple[str, dict[str, str]]:
+        if environment is not None and environment != "auto":
+            return resolve_interpreter(environment), {"PYTHONPATH": str(shared_shim())}
+        wheels = bundled_wheel_dirs(model_dir)
+        env = ensure_environment(read_requirements(files), interpreter=self.interpreter, find_links=wheels, purpose="a python model")
+        return env.python, {}
+
+
+def bundled_wheel_dirs(model_dir: Path) -> list[str]:
+    """``.carton/bundled_wheels/<sha256>/`` of a model packed by the original (wheels that are
+    not on PyPI, which its packer bundles): pip may install from them."""
+    base = model_dir / BUNDLED_WHEELS
+    if not base.is_dir():
+        return []
+    return sorted(str(d) for d in base.iterdir() if d.is_dir() and any(f.suffix == ".whl" for f in d.iterdir()))
+
+
+def read_requirements(files: Any) -> list[str]:
+    """The model's ``requirements.txt`` lines (none when it has no such file)."""
+    if REQUIREMENTS not in files.names():
+        log.info("the python model has no %s; its environment gets our runtime dependencies only", REQUIREMENTS)
+        return []
+    raw = files.read_bytes(REQUIREMENTS)
+    try:
+        return raw.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise CartonRuntimeError("E-RUNTIME-RUNNER", f"the model's {REQUIREMENTS} is not UTF-8 text ({exc})") from None
+
+
+class PythonCartonModel:
+    """A python model loaded in its worker; ``close`` stops the worker, then releases the model directory."""
+
+    def __init__(self, worker: Any, stack: contextlib.ExitStack, device: Any = None) -> None:
+        self.worker = worker
+        self._stack = stack
+        self._device = device
+
+    @property
+    def pid(self) -> int:
+        """The worker process's id."""
+        return self.worker.pid
+
+    @property
+    def device(self) -> Any:
+        """The device the worker reports."""
+        return getattr(self.worker, "device", None) or self._device
+
+    def infer(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Run the model in its worker."""
+        return self.worker.infer(inputs)
+
+    def close(self) -> None:
+        """Stop the worker and release the model directory (idempotent)."""
+        try:
+            self.worker.close()
+        finally:
+            self._stack.close()
+
+
+__all__ = ["PythonCartonModel", "PythonRunner", "bundled_wheel_dirs", "read_requirements"]
