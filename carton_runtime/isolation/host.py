@@ -331,6 +331,7 @@ class WorkerModel:
                 header["drop"] = dropped
             if encoded.regions:
                 header["regions"] = encoded.regions
+            self._chan.expect_quick = encoded.inline_only
             try:
                 msg = self._call("infer", header, self._timeout, encoded.payload, encoded.fds)
                 if encoded.regions:

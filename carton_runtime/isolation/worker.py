@@ -146,6 +146,7 @@ class Worker:
             reply["drop"] = dropped
         if encoded.regions:
             reply["regions"] = encoded.regions
+        self.chan.expect_quick = encoded.inline_only  # the host's next request comes soon after a small reply
         self.chan.send(reply, encoded.payload, encoded.fds)
         if encoded.regions:
             self.pool.mark_sent([rid for rid, _size in encoded.regions])

@@ -12,8 +12,10 @@ import gc
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 import zipfile
@@ -26,7 +28,7 @@ import pytest
 import carton_format as cf
 import carton_runtime as carton
 import carton_runtime.sync as cs
-from carton_runtime.isolation import WorkerModel, load_in_worker, loading
+from carton_runtime.isolation import WorkerModel, load_in_worker, loading, protocol
 from carton_runtime.model_files import ArchiveModelFiles
 
 from .conftest import ORIGINAL_MODEL, original_self_test, pack_original
@@ -652,6 +654,32 @@ def test_the_decoder_refuses_malformed_messages() -> None:
         with pytest.raises(protocol.ProtocolError) as err:
             reader.recv()
         assert err.value.eof
+
+
+def test_poll_budget_defaults_to_300_us_and_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    many_cpus = len(os.sched_getaffinity(0)) > 1
+    monkeypatch.delenv("CARTON_WORKER_SPIN_US", raising=False)
+    assert protocol.default_spin_s() == (pytest.approx(protocol.DEFAULT_SPIN_US / 1e6) if many_cpus else 0.0)
+    monkeypatch.setenv("CARTON_WORKER_SPIN_US", "0")
+    assert protocol.default_spin_s() == 0.0
+    monkeypatch.setenv("CARTON_WORKER_SPIN_US", "not a number")
+    assert protocol.default_spin_s() == (pytest.approx(protocol.DEFAULT_SPIN_US / 1e6) if many_cpus else 0.0)
+
+
+def test_a_slow_answer_is_remembered_so_the_next_wait_sleeps() -> None:
+    a, b = socket.socketpair()
+    try:
+        reader, writer = protocol.Channel(a, spin_s=300e-6), protocol.Channel(b)
+        timer = threading.Timer(0.05, writer.send, args=({"n": 1},))
+        timer.start()
+        assert reader.recv(time.monotonic() + 5).header == {"n": 1}
+        assert reader._last_wait >= 0.04  # longer than twice the budget: the next recv sleeps at once
+        writer.send({"n": 2})
+        assert reader.recv(time.monotonic() + 5).header == {"n": 2}
+        assert reader._last_wait < 0.04
+    finally:
+        a.close()
+        b.close()
 
 
 def test_polling_before_sleeping_gives_the_same_results(echo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
