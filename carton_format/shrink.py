@@ -20,7 +20,7 @@ from ._zip.writer import ZipWriter
 from .errors import CartonFormatError
 from .limits import DEFAULT_LIMITS, Limits
 from .links import Links, links_to_document
-from .manifest import LINKS_PATH, MANIFEST_PATH, SIGNATURE_PATH
+from .manifest import LINKS_PATH, MANIFEST_PATH, SIGNATURE_PATH, UNLISTED_PATHS
 from .reader import CARTON_TOML, read
 from .signature_doc import MAX_SIGNATURE_BYTES
 from .sources import ArchiveSource, PathOrFile, read_member
@@ -83,7 +83,7 @@ def shrink(
         with atomic_output(target, overwrite=overwrite) as (fh, tmp):
             writer = ZipWriter(fh)
             for member in src.members():
-                if member.is_dir or member.name in (MANIFEST_PATH, LINKS_PATH, SIGNATURE_PATH) or member.name in drop:
+                if member.is_dir or member.name in UNLISTED_PATHS or member.name in drop:
                     continue
                 if member.is_symlink:
                     written.append(writer.add_symlink(member.name, src.link_text(member.name)))

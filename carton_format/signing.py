@@ -112,22 +112,20 @@ def _extra() -> Any:
 # -- signing ----------------------------------------------------------------------------------
 
 
-def _archive_path(value: object) -> Path:
-    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
-        raise CartonFormatError("E-ARG-INVALID", f"the archive must be a path, not {value!r}")
-    path = Path(value)
-    if not path.exists():
-        raise CartonFormatError("E-ARG-INVALID", f"the archive {os.fspath(path)!r} does not exist")
-    return path
-
-
-def _check_path(value: object, what: str) -> Path:
+def _check_path(value: object, what: str, *, file: bool = True) -> Path:
+    """``value`` as a Path that exists (a file unless ``file=False``), else E-ARG-INVALID naming ``what``."""
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
         raise CartonFormatError("E-ARG-INVALID", f"{what} must be a path, not {value!r}")
     path = Path(value)
-    if not path.is_file():
+    if file and not path.is_file():
         raise CartonFormatError("E-ARG-INVALID", f"{what} {os.fspath(path)!r} is not a file")
+    if not path.exists():
+        raise CartonFormatError("E-ARG-INVALID", f"{what} {os.fspath(path)!r} does not exist")
     return path
+
+
+def _archive_path(value: object) -> Path:
+    return _check_path(value, "the archive", file=False)
 
 
 def sign(

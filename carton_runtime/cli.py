@@ -49,14 +49,11 @@ def _opt_value(text: str) -> Any:
 
 
 def _default_framework_version() -> str:
-    from .registry import find_runner_by_name, to_semver
+    from .pack import default_framework_version
+    from .registry import find_runner_by_name
 
     runner = find_runner_by_name("torchscript")  # usable runners only
-    if runner is None:
-        return "*"
-    version = str(runner.framework_version)
-    core = to_semver(version).split("+")[0].split("-")[0].split(".")
-    return "=" + ".".join(core[:2])
+    return "*" if runner is None else default_framework_version(runner)
 
 
 # -- pack ------------------------------------------------------------------------------------------

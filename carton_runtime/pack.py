@@ -230,7 +230,7 @@ def _recognises(runner: Any, path: Any) -> bool:
         return False
 
 
-def _default_framework_version(runner: Any) -> str:
+def default_framework_version(runner: Any) -> str:
     """The runner's own default (``default_required_framework_version``), else ``=MAJOR.MINOR``
     of its installed framework."""
     fn = getattr(runner, "default_required_framework_version", None)
@@ -264,7 +264,7 @@ def _choose_runner(path: Any, args: PackArgs) -> PackArgs:
                 "E-RUNTIME-ARG", f"pass required_framework_version: no installed runner {args.runner_name!r} gives a default",
                 name="required_framework_version",
             )
-        args = dataclasses.replace(args, required_framework_version=_default_framework_version(runner))
+        args = dataclasses.replace(args, required_framework_version=default_framework_version(runner))
     return args
 
 

@@ -26,19 +26,10 @@ from .reader import ZipReader
 from .records import (
     CENTRAL_SIZE,
     METHOD_STORED,
-    U16_MAX,
-    U32_MAX,
-    CentralHeader,
-    EndRecord,
-    pack_central,
-    pack_eocd,
     pack_local,
-    pack_zip64_eocd,
-    pack_zip64_extra,
-    pack_zip64_locator,
     parse_central,
 )
-from .writer import DOS_DATE, DOS_TIME, FILE_ATTR, VERSION_MADE_BY, VERSION_NEEDED, VERSION_ZIP64
+from .writer import DOS_DATE, DOS_TIME, FILE_ATTR, VERSION_NEEDED, central_entry, end_records
 
 log = logging.getLogger(__name__)
 
@@ -54,46 +45,6 @@ def _last_central_start(cd: bytes) -> int:
         last = pos
         pos += CENTRAL_SIZE + h.name_length + h.extra_length + h.comment_length
     return last
-
-
-def _central(name: bytes, crc: int, size: int, offset: int) -> bytes:
-    big = offset >= U32_MAX  # both sizes go with the offset into the extra (as ZipWriter does)
-    extra = pack_zip64_extra([size, size, offset]) if big else b""
-    header = CentralHeader(
-        version_made_by=VERSION_MADE_BY,
-        version_needed=VERSION_ZIP64 if big else VERSION_NEEDED[METHOD_STORED],
-        flags=0,
-        method=METHOD_STORED,
-        mtime=DOS_TIME,
-        mdate=DOS_DATE,
-        crc32=crc,
-        compressed_size=U32_MAX if big else size,
-        uncompressed_size=U32_MAX if big else size,
-        name_length=len(name),
-        extra_length=len(extra),
-        comment_length=0,
-        disk_start=0,
-        internal_attr=0,
-        external_attr=FILE_ATTR,
-        header_offset=U32_MAX if big else offset,
-    )
-    return pack_central(header, name, extra)
-
-
-def _end_records(count: int, cd_size: int, cd_offset: int, force_zip64: bool) -> bytes:
-    zip64 = force_zip64 or count >= U16_MAX or cd_size >= U32_MAX or cd_offset >= U32_MAX
-    out = b""
-    if zip64:
-        end64 = EndRecord(0, 0, count, count, cd_size, cd_offset)
-        eocd64_offset = cd_offset + cd_size
-        out += pack_zip64_eocd(end64, version_made_by=VERSION_MADE_BY, version_needed=VERSION_ZIP64)
-        out += pack_zip64_locator(eocd64_offset)
-
-    def clamp(value: int, sentinel: int) -> int:
-        return sentinel if force_zip64 or value >= sentinel else value
-
-    end = EndRecord(0, 0, clamp(count, U16_MAX), clamp(count, U16_MAX), clamp(cd_size, U32_MAX), clamp(cd_offset, U32_MAX))
-    return out + pack_eocd(end)
 
 
 def _pread(f: BinaryIO, offset: int, n: int) -> bytes:
@@ -123,7 +74,6 @@ def append_to_open_zip(f: BinaryIO, reader: ZipReader, name: str, data: bytes, *
     label = str(getattr(f, "name", "<zip>"))
     raw_name = name.encode("utf-8")
     entries = reader.entries
-    cd = _pread(f, reader.cd_offset, reader.cd_size)
     write_at, count = reader.cd_offset, len(entries)
     existing = reader.get(name)
     if existing is not None:
@@ -132,16 +82,22 @@ def append_to_open_zip(f: BinaryIO, reader: ZipReader, name: str, data: bytes, *
                 "E-ARG-INVALID", f"{name} is in the archive but not its last member: it cannot be replaced in place", member=name
             )
         write_at, count = existing.header_offset, count - 1
-        cd = cd[: _last_central_start(cd)]
     size = os.fstat(f.fileno()).st_size
-    saved = _pread(f, write_at, size - write_at)  # what is overwritten: put back on failure
+    saved = _pread(f, write_at, size - write_at)  # what is overwritten (the directory included): put back on failure
+    start = reader.cd_offset - write_at
+    cd = saved[start : start + reader.cd_size]
+    if existing is not None:
+        cd = cd[: _last_central_start(cd)]
     local = pack_local(
         version_needed=VERSION_NEEDED[METHOD_STORED], flags=0, method=METHOD_STORED, mtime=DOS_TIME, mdate=DOS_DATE,
         crc32=zlib.crc32(data), compressed_size=len(data), uncompressed_size=len(data), name=raw_name, extra=b"",
     )
-    new_cd = cd + _central(raw_name, zlib.crc32(data), len(data), write_at)
+    new_cd = cd + central_entry(
+        raw_name, method=METHOD_STORED, flags=0, crc32=zlib.crc32(data), compressed_size=len(data), uncompressed_size=len(data),
+        header_offset=write_at, version_needed=VERSION_NEEDED[METHOD_STORED], external_attr=FILE_ATTR,
+    )
     cd_offset = write_at + len(local) + len(data)
-    tail = local + data + new_cd + _end_records(count + 1, len(new_cd), cd_offset, reader.zip64)
+    tail = local + data + new_cd + end_records(count + 1, len(new_cd), cd_offset, reader.zip64)
     try:
         f.seek(write_at)
         f.write(tail)

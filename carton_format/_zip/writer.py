@@ -480,53 +480,79 @@ class ZipWriter:
         cd_offset = self._pos
         parts: list[bytes] = []
         for r in self._records:
-            # Both sizes go into the zip64 extra whenever it exists (as CPython does): readers of
-            # the original's era (async_zip, mid-2023) parse the extra with a fixed layout and
-            # need both sizes before the offset.  Still APPNOTE-exact: a field is present iff
-            # its header field is 0xFFFFFFFF.
-            offset_big = force or r.header_offset >= U32_MAX
-            sizes_big = force or offset_big or max(r.uncompressed_size, r.compressed_size) >= U32_MAX
-            big = [sizes_big, sizes_big, offset_big]
-            values = [r.uncompressed_size, r.compressed_size, r.header_offset]
-            extra = pack_zip64_extra([v for v, b in zip(values, big) if b])
-            usize, csize, offset = (U32_MAX if b else v for v, b in zip(values, big))
-            header = CentralHeader(
-                version_made_by=VERSION_MADE_BY,
-                version_needed=max(r.version_needed, VERSION_ZIP64) if extra else r.version_needed,
-                flags=r.flags,
-                method=r.method,
-                mtime=DOS_TIME,
-                mdate=DOS_DATE,
-                crc32=r.crc32,
-                compressed_size=csize,
-                uncompressed_size=usize,
-                name_length=len(r.raw_name),
-                extra_length=len(extra),
-                comment_length=0,
-                disk_start=0,
-                internal_attr=0,
-                external_attr=r.external_attr,
-                header_offset=offset,
+            parts.append(
+                central_entry(
+                    r.raw_name, method=r.method, flags=r.flags, crc32=r.crc32, compressed_size=r.compressed_size,
+                    uncompressed_size=r.uncompressed_size, header_offset=r.header_offset, version_needed=r.version_needed,
+                    external_attr=r.external_attr, force_zip64=force,
+                )
             )
-            parts.append(pack_central(header, r.raw_name, extra))
         cd = b"".join(parts)
         self._write_all(cd)
         count, cd_size = len(self._records), len(cd)
-        zip64 = force or count >= U16_MAX or cd_size >= U32_MAX or cd_offset >= U32_MAX
-        if zip64:
-            eocd64_offset = self._pos
-            end64 = EndRecord(0, 0, count, count, cd_size, cd_offset)
-            self._write_all(pack_zip64_eocd(end64, version_made_by=VERSION_MADE_BY, version_needed=VERSION_ZIP64))
-            self._write_all(pack_zip64_locator(eocd64_offset))
+        self._write_all(end_records(count, cd_size, cd_offset, force))
+        log.debug("wrote central directory: %d members, %d bytes at %d", count, cd_size, cd_offset)
 
-        def clamp(value: int, sentinel: int) -> int:
-            return sentinel if force or value >= sentinel else value
 
-        end = EndRecord(
-            0, 0, clamp(count, U16_MAX), clamp(count, U16_MAX), clamp(cd_size, U32_MAX), clamp(cd_offset, U32_MAX)
-        )
-        self._write_all(pack_eocd(end))
-        log.debug("wrote central directory: %d members, %d bytes at %d (zip64=%s)", count, cd_size, cd_offset, zip64)
+def central_entry(
+    raw_name: bytes,
+    *,
+    method: int,
+    flags: int,
+    crc32: int,
+    compressed_size: int,
+    uncompressed_size: int,
+    header_offset: int,
+    version_needed: int,
+    external_attr: int,
+    force_zip64: bool = False,
+) -> bytes:
+    """One central directory header.  Both sizes go into the zip64 extra whenever it exists (as
+    CPython does): readers of the original's era (async_zip, mid-2023) parse the extra with a
+    fixed layout and need both sizes before the offset.  Still APPNOTE-exact: a field is present
+    iff its header field is 0xFFFFFFFF."""
+    offset_big = force_zip64 or header_offset >= U32_MAX
+    sizes_big = force_zip64 or offset_big or max(uncompressed_size, compressed_size) >= U32_MAX
+    big = [sizes_big, sizes_big, offset_big]
+    values = [uncompressed_size, compressed_size, header_offset]
+    extra = pack_zip64_extra([v for v, b in zip(values, big) if b])
+    usize, csize, offset = (U32_MAX if b else v for v, b in zip(values, big))
+    header = CentralHeader(
+        version_made_by=VERSION_MADE_BY,
+        version_needed=max(version_needed, VERSION_ZIP64) if extra else version_needed,
+        flags=flags,
+        method=method,
+        mtime=DOS_TIME,
+        mdate=DOS_DATE,
+        crc32=crc32,
+        compressed_size=csize,
+        uncompressed_size=usize,
+        name_length=len(raw_name),
+        extra_length=len(extra),
+        comment_length=0,
+        disk_start=0,
+        internal_attr=0,
+        external_attr=external_attr,
+        header_offset=offset,
+    )
+    return pack_central(header, raw_name, extra)
+
+
+def end_records(count: int, cd_size: int, cd_offset: int, force_zip64: bool = False) -> bytes:
+    """The records after a central directory of ``count`` entries and ``cd_size`` bytes at
+    ``cd_offset``: the zip64 end record and locator when anything needs them, then the end record."""
+    zip64 = force_zip64 or count >= U16_MAX or cd_size >= U32_MAX or cd_offset >= U32_MAX
+    out = b""
+    if zip64:
+        end64 = EndRecord(0, 0, count, count, cd_size, cd_offset)
+        out += pack_zip64_eocd(end64, version_made_by=VERSION_MADE_BY, version_needed=VERSION_ZIP64)
+        out += pack_zip64_locator(cd_offset + cd_size)
+
+    def clamp(value: int, sentinel: int) -> int:
+        return sentinel if force_zip64 or value >= sentinel else value
+
+    end = EndRecord(0, 0, clamp(count, U16_MAX), clamp(count, U16_MAX), clamp(cd_size, U32_MAX), clamp(cd_offset, U32_MAX))
+    return out + pack_eocd(end)
 
 
 def _reported(chunks: Iterator[memoryview | bytes], progress: Callable[[int], Any]) -> Iterator[memoryview | bytes]:

@@ -33,6 +33,7 @@ import numpy as np
 import carton_format as cf
 
 from ..errors import CartonRuntimeError
+from ._torch_common import _first_line
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def refuse_strings(specs: Sequence[cf.TensorSpec] | None, runner: str, side: str
             )
 
 
-def _require_ranked(specs: Sequence[cf.TensorSpec], runner: str) -> None:
+def require_ranked(specs: Sequence[cf.TensorSpec], runner: str) -> None:
     for spec in specs:
         if spec.shape is None or isinstance(spec.shape, str):
             raise _arg(
@@ -286,7 +287,7 @@ def export_module(module: Any, inputs: Sequence[cf.TensorSpec], runner: str) -> 
     example size :data:`EXAMPLE_SIZE`), ``*`` a ``Dim.AUTO``."""
     import torch
 
-    _require_ranked(inputs, runner)
+    require_ranked(inputs, runner)
     dims: dict[str, Any] = {}
     kwargs: dict[str, Any] = {}
     dynamic: dict[str, Any] = {}
@@ -309,19 +310,13 @@ def export_module(module: Any, inputs: Sequence[cf.TensorSpec], runner: str) -> 
         module.eval()
         return torch.export.export(module, (), kwargs, dynamic_shapes=dynamic)
     except Exception as exc:  # noqa: BLE001 - export raises many kinds (UserError, guard failures)
-        raise _arg(f"torch.export.export failed for the module with the declared inputs: {_short(exc)}") from None
+        raise _arg(f"torch.export.export failed for the module with the declared inputs: {_first_line(exc, 500)}") from None
 
 
 def _dim_name(symbol: str) -> str:
     """A valid Python identifier for ``Dim`` (a spec symbol may be any string)."""
     name = "".join(c if c.isalnum() or c == "_" else "_" for c in symbol)
     return name if name and not name[0].isdigit() else f"d_{name}"
-
-
-def _short(exc: BaseException, limit: int = 500) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    first = text.splitlines()[0]
-    return first if len(first) <= limit else first[:limit] + " ..."
 
 
 @dataclass
@@ -359,12 +354,12 @@ def specs_for_program(ep: Any, info: cf.CartonInfo, runner: str) -> tuple[list[c
         if info.outputs is not None:
             check_declared(sig, inputs, info.outputs)
         return inputs, list(info.outputs) if info.outputs is not None else derived_out
-    _require_ranked(info.inputs, runner)
+    require_ranked(info.inputs, runner)
     check_declared(sig, info.inputs, info.outputs)
     return list(info.inputs), output_specs_for(sig, info.outputs)
 
 
-def output_names(files: Any, count: int | None = None) -> list[str] | None:
+def output_names(files: Any) -> list[str] | None:
     """The archive's declared output names (for a tensor or tuple result), None without specs."""
     try:
         outputs = files.archive.info.outputs
@@ -421,7 +416,7 @@ class Converter:
             tensor = self._from_numpy(value)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise CartonRuntimeError(
-                "E-RUNTIME-INPUT", f"input {name!r}: dtype {value.dtype} is not supported by torch ({_short(exc)})", name=name
+                "E-RUNTIME-INPUT", f"input {name!r}: dtype {value.dtype} is not supported by torch ({_first_line(exc, 500)})", name=name
             ) from None
         return tensor if self.on_cpu else tensor.to(self.device)
 
@@ -439,8 +434,9 @@ class Converter:
         try:
             return value.numpy()
         except (TypeError, RuntimeError) as exc:
+            why = _first_line(exc, 500)
             raise CartonRuntimeError(
-                "E-RUNTIME-OUTPUT", f"output {name!r}: a {value.dtype} tensor cannot be returned as a numpy array ({_short(exc)})", name=name
+                "E-RUNTIME-OUTPUT", f"output {name!r}: a {value.dtype} tensor cannot be returned as a numpy array ({why})", name=name
             ) from None
 
     def outputs(self, result: Any, names: list[str] | None) -> dict[str, np.ndarray]:
@@ -456,7 +452,7 @@ class Converter:
 def infer_error(exc: BaseException) -> CartonRuntimeError:
     """``E-RUNTIME-INFER`` with the first line of what torch raised (the rest at DEBUG)."""
     log.debug("the exported program raised %s: %s", type(exc).__name__, exc)
-    return CartonRuntimeError("E-RUNTIME-INFER", f"the model raised {type(exc).__name__}: {_short(exc, 2000)}")
+    return CartonRuntimeError("E-RUNTIME-INFER", f"the model raised {type(exc).__name__}: {_first_line(exc, 2000)}")
 
 
 __all__ = [
@@ -466,6 +462,7 @@ __all__ = [
     "PackSource",
     "Signature",
     "check_declared",
+    "require_ranked",
     "children",
     "declared_inputs",
     "derived_specs",

@@ -91,9 +91,11 @@ def import_torch() -> Any:
     return torch
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's text (its type's name when empty), cut at ``limit`` characters."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first if limit is None or len(first) <= limit else first[:limit] + " ..."
 
 
 def _describe(files: Any) -> str:

@@ -54,6 +54,7 @@ from ._export_common import (
     program_for_pack,
     pt2_path,
     refuse_strings,
+    require_ranked,
     specs_for_program,
 )
 from ._torch_common import TorchRunnerBase, _describe, _first_line, import_torch
@@ -222,11 +223,7 @@ class AOTInductorRunner(TorchRunnerBase):
                     "an AOTInductor package file packs only with declared inputs (AOTI checks nothing about its inputs, so the "
                     "runner checks them against the TensorSpecs); pass inputs=[...], or pack the ExportedProgram instead",
                 )
-            for spec in info.inputs:
-                if spec.shape is None or isinstance(spec.shape, str):
-                    raise CartonRuntimeError(
-                        "E-RUNTIME-ARG", f"input {spec.name!r} has shape {spec.shape!r}; the aotinductor runner needs ranked shapes", name=spec.name
-                    )
+            require_ranked(info.inputs, self.runner_name)
             inputs, outputs = list(info.inputs), info.outputs
         meta = package_metadata(path, str(path))
         triple = target_triple(meta["AOTI_PLATFORM"], meta["AOTI_MACHINE"])
