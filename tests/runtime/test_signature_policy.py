@@ -180,3 +180,27 @@ def test_over_http_the_policy_holds(tmp_path: Path, runner: RecordingRunner, key
     url = server.add(f"{tmp_path.name}/signed.carton", path.read_bytes())
     model = carton_sync.load(url, require_signature=keys.public)
     assert model.infer({})["weights"].tolist() == [1, 2, 3] and len(runner.loads) == 1
+
+
+def test_a_signed_archive_with_linked_files_verifies_what_it_fetches(tmp_path: Path, runner: RecordingRunner, keys: KeyPair,
+                                                                     server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """shrink keeps MANIFEST, so the signature still holds; the files fetched through LINKS are
+    checked against MANIFEST when the model loads, so a server that changed them is caught."""
+    import hashlib
+
+    path = echo_archive(tmp_path)
+    cf.sign(path, key=keys.private)
+    weights = bytes([1, 2, 3])
+    url = server.add(f"{tmp_path.name}/weights.bin", weights)
+    shrunk = tmp_path / "shrunk.carton"
+    cf.shrink(path, shrunk, {hashlib.sha256(weights).hexdigest(): [url]})
+    with cf.read(shrunk) as archive:
+        assert archive.source.member("model/weights.bin") is None  # type: ignore[union-attr]  # linked, not stored
+    model = carton_sync.load(shrunk, require_signature=keys.public)
+    assert model.infer({})["weights"].tolist() == [1, 2, 3] and len(runner.loads) == 1
+    model.close()
+    server.add(f"{tmp_path.name}/weights.bin", bytes([9, 9, 9]))  # the server now serves other bytes
+    monkeypatch.setenv("CARTON_CACHE_DIR", str(tmp_path / "fresh-cache"))  # nothing verified to fall back on
+    with pytest.raises(cf.CartonError) as err:
+        carton_sync.load(shrunk, require_signature=keys.public).infer({})
+    assert err.value.code in ("E-MANIFEST-MISMATCH", "E-LINKS-FETCH"), err.value
