@@ -5,7 +5,9 @@
 The same TorchScript model (``{"y": x + 1}``, float32) is packed once and loaded twice with
 ``carton_runtime.sync.load``: in process, and with ``isolation="process"`` (a worker process,
 inputs and outputs in pooled memfd regions, zero-copy views on both sides).  For a tiny input
-(4 floats), 4 MB and 64 MB, each variant's per-call time is the median of ``--rounds``
+(4 floats), 4 MB and 64 MB, each variant's per-call time (in process; out of process with a
+plain numpy input, which the host copies into shared memory; out of process with an input made
+by ``model.input_array``, which is sent without a copy) is the median of ``--rounds``
 rounds, the variants alternating round by round.  A raw Unix-socket ping-pong between two
 Python processes is measured too: the floor any out-of-process call pays on this machine.
 Goals (issue 10): < 100 us added for the tiny input, <= 1.2x at 64 MB.
@@ -88,9 +90,19 @@ def run(rounds: int) -> dict[str, Any]:
                 x = np.random.default_rng(0).standard_normal(count).astype(np.float32)
                 inputs = {"x": x}
                 assert np.array_equal(inproc.infer(inputs)["y"], outproc.infer(inputs)["y"])
-                fns = [functools.partial(inproc.infer, inputs), functools.partial(outproc.infer, inputs)]
-                t_in, t_out = per_call_us(fns, calls, rounds, warmup=200)
-                row = {"payload": label, "inprocess_us": t_in, "process_us": t_out, "added_us": t_out - t_in, "ratio": t_out / t_in}
+                shared = outproc.input_array(x.shape, x.dtype)  # the caller fills it: sent without a copy
+                shared[:] = x
+                assert np.array_equal(outproc.infer({"x": shared})["y"], outproc.infer(inputs)["y"])
+                fns = [
+                    functools.partial(inproc.infer, inputs),
+                    functools.partial(outproc.infer, inputs),
+                    functools.partial(outproc.infer, {"x": shared}),
+                ]
+                t_in, t_out, t_shared = per_call_us(fns, calls, rounds, warmup=200)
+                row = {
+                    "payload": label, "inprocess_us": t_in, "process_us": t_out, "added_us": t_out - t_in, "ratio": t_out / t_in,
+                    "process_input_array_us": t_shared, "input_array_ratio": t_shared / t_in,
+                }
                 results["payloads"].append(row)
         finally:
             inproc.close()
@@ -105,11 +117,11 @@ def main() -> int:
     args = parser.parse_args()
     results = run(args.rounds)
     print(f"raw Unix-socket ping-pong between two processes: {results['ping_pong_us']:.0f} us")
-    print(f"{'payload':<12} {'in-process':>12} {'process':>12} {'added':>10} {'ratio':>7}")
+    print(f"{'payload':<12} {'in-process':>12} {'process':>12} {'added':>10} {'ratio':>7} {'input_array':>12} {'ratio':>7}")
     for row in results["payloads"]:
         print(
             f"{row['payload']:<12} {row['inprocess_us']:>10.0f}us {row['process_us']:>10.0f}us "
-            f"{row['added_us']:>8.0f}us {row['ratio']:>6.2f}x"
+            f"{row['added_us']:>8.0f}us {row['ratio']:>6.2f}x {row['process_input_array_us']:>10.0f}us {row['input_array_ratio']:>6.2f}x"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

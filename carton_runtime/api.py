@@ -87,6 +87,11 @@ class AsyncCarton:
         """Run inputs sealed by :meth:`seal`; each handle works once."""
         return await self._call(self._sync.infer_with_handle, handle)
 
+    def input_array(self, shape: Any, dtype: Any = "float32") -> np.ndarray:
+        """An array to fill with an input, sent without a copy out of process (not awaitable:
+        see :meth:`carton_runtime.sync.Carton.input_array`)."""
+        return self._sync.input_array(shape, dtype)
+
     async def run_self_tests(self) -> list[SelfTestResult]:
         """Run every self test on a worker thread; one result per test."""
         return await asyncio.to_thread(self._sync.run_self_tests)

@@ -291,6 +291,8 @@ def _load(args: argparse.Namespace) -> Any:
             override_runner_name=args.override_runner,
             override_required_framework_version=args.override_framework_version,
             isolation=args.isolation,
+            call_timeout_s=args.call_timeout,
+            load_timeout_s=args.load_timeout,
         )
 
 
@@ -500,6 +502,8 @@ def _wrap(func: Any) -> Any:
                 return func(args)
         except CartonError as exc:
             print(f"carton {args.command}: {exc}", file=sys.stderr)
+            if getattr(args, "json", False):  # the same error, machine-readable where the result would have gone
+                print(json.dumps({"ok": False, "error": exc.to_finding().to_dict()}, indent=2))
             return EXIT_FAIL
         except OSError as exc:
             if args.command != "cache":
@@ -519,6 +523,14 @@ def _load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--isolation", choices=("process", "inprocess"), default=None,
         help="process: run the model in a worker process of its own (default: CARTON_ISOLATION, the config file's isolation key, else inprocess)",
+    )
+    p.add_argument(
+        "--call-timeout", type=float, default=None, metavar="SECONDS",
+        help="out of process: an inference taking longer stops the worker (E-RUNTIME-TIMEOUT); default: no limit",
+    )
+    p.add_argument(
+        "--load-timeout", type=float, default=None, metavar="SECONDS",
+        help="out of process: the worker's start and the model's load taking longer stop it (E-RUNTIME-TIMEOUT); default: no limit",
     )
     p.add_argument(
         "--reverify", action="store_true",

@@ -88,7 +88,8 @@ class LoadOptions:
     """The original's ``load`` arguments after ``url_or_path`` (declared once here), then this
     implementation's: ``isolation`` ("inprocess", "process"; None: the configured default),
     ``environment`` (None: the host's interpreter; else handed to environment provisioning)
-    and ``call_timeout_s`` (out of process: the limit of one inference)."""
+    ``call_timeout_s`` (out of process: the limit of one inference) and ``load_timeout_s`` (out
+    of process: the limit of the worker's start and the model's load)."""
 
     visible_device: Any = None
     override_runner_name: str | None = None
@@ -97,8 +98,16 @@ class LoadOptions:
     isolation: str | None = None
     environment: Any = None
     call_timeout_s: float | None = None
+    load_timeout_s: float | None = None
     storage_options: Any = None  # fsspec URLs: the file system's options (carton_runtime.fsspec_source)
     require_signature: Any = None  # a trust root the archive must be signed by (carton_runtime.signature_policy)
+
+    def check_isolation_args(self) -> None:
+        """E-RUNTIME-ARG for a bad ``isolation`` or time limit (before anything is opened)."""
+        if self.isolation is not None:
+            check_isolation(self.isolation, "load(isolation=...)")
+        check_seconds("call_timeout_s", self.call_timeout_s)
+        check_seconds("load_timeout_s", self.load_timeout_s)
 
     def merged_info(self, info: cf.CartonInfo) -> cf.CartonInfo:
         """``info`` with this load's overrides merged in."""
@@ -118,9 +127,7 @@ def load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None = None, 
 def _load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None, limits: cf.Limits) -> BlockingCarton:
     device = parse_visible_device(options.visible_device)
     options = dataclasses.replace(options, override_runner_opts=check_runner_opts(options.override_runner_opts, "override_runner_opts"))
-    if options.isolation is not None:
-        check_isolation(options.isolation, "load(isolation=...)")
-    check_seconds("call_timeout_s", options.call_timeout_s)
+    options.check_isolation_args()
     location = parse_location(url_or_path, "path", storage_options=options.storage_options)
     cache = cache or Cache()
     fetcher = LinkFetcher(cache, limits, origin=location.location if location.is_remote else None)
@@ -130,7 +137,7 @@ def _load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None, limits
     try:
         signature_policy.enforce(options.require_signature, opened.archive, location.path, location.location)  # before any model code
         info = options.merged_info(opened.archive.info)
-        runner = _select(info.runner, options)
+        runner = select_for_load(info.runner, options)
         isolation = resolve_isolation(options.isolation, runner, options.environment)
         if opened.remote is not None:  # metadata came over range requests: now fetch it all
             opened.close()
@@ -144,10 +151,7 @@ def _load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None, limits
         def runner_load() -> Any:
             files = ArchiveModelFiles(opened.archive, cache=cache, fetcher=fetcher)
             with progress.phase("runner load"):
-                model, done = load_model(
-                    runner, files, isolation=isolation, device=device, info=info.runner,
-                    environment=options.environment, call_timeout_s=options.call_timeout_s,
-                )
+                model, done = load_runner_model(runner, files, info.runner, options, device, isolation)
             if done is not None:
                 on_close.append(done)
             return model
@@ -176,7 +180,20 @@ def _load(url_or_path: Any, options: LoadOptions, *, cache: Cache | None, limits
     )
 
 
-def _select(info: cf.RunnerInfo, options: LoadOptions) -> Any:
+def load_runner_model(
+    runner: Any, files: Any, info: cf.RunnerInfo, options: LoadOptions, device: Any, isolation: str | None = None
+) -> tuple[Any, Callable[[], None] | None]:
+    """The runner model (in process or in a worker, as ``options`` and the runner say) and what
+    to call once it is closed: what ``load``, ``load_unpacked`` and pack's self-test check share."""
+    if isolation is None:
+        isolation = resolve_isolation(options.isolation, runner, options.environment)
+    return load_model(
+        runner, files, isolation=isolation, device=device, info=info,
+        environment=options.environment, call_timeout_s=options.call_timeout_s, load_timeout_s=options.load_timeout_s,
+    )
+
+
+def select_for_load(info: cf.RunnerInfo, options: LoadOptions) -> Any:
     """The runner: by the full requirement, or with an ``environment`` by name and compat
     version only (the environment's framework version is checked by the worker's handshake)."""
     if options.environment is None:

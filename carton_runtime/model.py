@@ -62,6 +62,34 @@ def _checked(check: Callable[[Any], None], call: Callable[[Any], Any]) -> Callab
     return checked
 
 
+#: The largest array ``input_array`` makes (bytes): beyond any model input, below overflow.
+MAX_INPUT_ARRAY_BYTES = 1 << 40
+
+
+def _array_request(shape: Any, dtype: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """``input_array``'s arguments checked: E-RUNTIME-ARG for anything but a shape of
+    non-negative ints and a numeric or boolean dtype within the size limit."""
+    dims = (shape,) if isinstance(shape, int) else shape
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        dims = None
+    if dims is None or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in dims):
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"shape must be a tuple of non-negative ints, not {shape!r}", name="shape")
+    try:
+        kind = np.dtype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"dtype {dtype!r} is not a numpy dtype: {exc}", name="dtype") from None
+    if kind.kind not in "biufc" or kind.fields is not None:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"input_array makes numeric or bool arrays, not {kind}", name="dtype")
+    nbytes = kind.itemsize
+    for n in dims:
+        nbytes *= int(n)
+    if nbytes > MAX_INPUT_ARRAY_BYTES:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"an array of {nbytes} bytes is over the {MAX_INPUT_ARRAY_BYTES} byte limit", name="shape")
+    return tuple(int(n) for n in dims), kind
+
+
 def _closed(*_args: Any, **_kwargs: Any) -> Any:
     raise CartonRuntimeError("E-RUNTIME-CLOSED", "the model was closed")
 
@@ -132,6 +160,18 @@ class BlockingCarton:
         if prepared is None:
             raise CartonRuntimeError("E-RUNTIME-HANDLE", f"{handle!r} was already used (handles are single-use)")
         return self._infer_prepared(prepared)
+
+    def input_array(self, shape: Any, dtype: Any = "float32") -> np.ndarray:
+        """An uninitialised numeric array to fill with an input.  Out of process it lives in
+        memory the model's worker shares, so ``infer`` sends it without a copy (any other array
+        is copied once); in process it is a plain ``numpy.empty``.  It stays valid as long as it
+        is referenced, also after the model is closed."""
+        shape, dtype = _array_request(shape, dtype)
+        model = self._runner_model
+        if model is None:
+            raise CartonRuntimeError("E-RUNTIME-CLOSED", "the model was closed")
+        make = getattr(model, "input_array", None)
+        return make(shape, dtype) if callable(make) else np.empty(shape, dtype)
 
     # -- self tests ---------------------------------------------------------------------------------
 

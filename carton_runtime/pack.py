@@ -25,13 +25,13 @@ from typing import Any, Callable
 
 import carton_format as cf
 
-from . import progress
+from . import loader, progress
 from .devices import parse_visible_device
 from .errors import CartonRuntimeError
 from .loader import check_runner_opts, lazy_values
 from .model import BlockingCarton
 from .model_files import DirectoryModelFiles
-from .registry import find_runner_by_name, installed_runners, select_runner, to_semver
+from .registry import find_runner_by_name, installed_runners, to_semver
 from .runners.base import pack_model_dir, unavailable_reason
 
 log = logging.getLogger(__name__)
@@ -284,19 +284,17 @@ def _check_self_tests(target: Path, runner: Any, args: PackArgs, model_dir: Path
     if runner is None:
         log.info("pack: no installed runner named %r; self tests not run", args.runner_name)
         return
+    # what carton_runtime.sync.load does; the installed framework may differ from the required one on purpose
+    options = loader.LoadOptions(override_required_framework_version="*")
     if args.linked_files:
         # the archive leaves linked files out (loading it would fetch them): check the model files packed
-        info = args.to_info(lazy_values.get())
-        runner_model = runner.load(DirectoryModelFiles(model_dir), device=parse_visible_device(None), opts=dict(info.runner.opts or {}))
-        model = BlockingCarton(info, runner_model, runner=runner, device=getattr(runner_model, "device", None), source=str(target))
+        info = options.merged_info(args.to_info(lazy_values.get()))
+        runner_model, done = loader.load_runner_model(runner, DirectoryModelFiles(model_dir), info.runner, options, parse_visible_device(None))
+        model = BlockingCarton(info, runner_model, runner=runner, device=getattr(runner_model, "device", None), source=str(target), on_close=done)
     else:
-        from . import loader
         from .cache import Cache
 
-        # what carton_runtime.sync.load does, with a throwaway cache (packing leaves the user's cache
-        # alone); the installed framework may differ from the required one on purpose
-        options = loader.LoadOptions(override_required_framework_version="*")
-        model = loader.load(target, options, cache=Cache(work / "self-test-cache"))
+        model = loader.load(target, options, cache=Cache(work / "self-test-cache"))  # a throwaway cache: the user's stays as it was
     with model:
         results = model.run_self_tests()
     failed = [r for r in results if not r.passed]
@@ -315,29 +313,50 @@ def _plain_dir(path: Path) -> Path:
     return path
 
 
-@_takes_pack_args(before_linked_files=(("visible_device", None),))
-def load_unpacked(path: Any, args: PackArgs, *, visible_device: Any) -> BlockingCarton:
+@_takes_pack_args(
+    before_linked_files=(("visible_device", None),),
+    keyword_only=(("isolation", None), ("environment", None), ("call_timeout_s", None), ("load_timeout_s", None)),
+)
+def load_unpacked(
+    path: Any, args: PackArgs, *, visible_device: Any, isolation: str | None, environment: Any, call_timeout_s: float | None,
+    load_timeout_s: float | None,
+) -> BlockingCarton:
     """Load a model from its unpacked form (what ``pack`` would pack), without writing an archive.
 
-    Self tests, examples and misc files stay in memory; ``manifest_sha256`` is None."""
+    Self tests, examples and misc files stay in memory; ``manifest_sha256`` is None.  The
+    keyword-only ``isolation``, ``environment``, ``call_timeout_s`` and ``load_timeout_s`` are
+    ``load``'s (a python model always runs in a worker)."""
+    options = loader.LoadOptions(
+        isolation=isolation, environment=environment, call_timeout_s=call_timeout_s, load_timeout_s=load_timeout_s
+    )
+    options.check_isolation_args()
     device = parse_visible_device(visible_device)
     args = _choose_runner(path, args)
     info = args.to_info(lazy_values.get())
     if args.linked_files:
         log.info("load_unpacked: linked_files only matter when packing; ignored")
-    runner = select_runner(info.runner)
+    runner = loader.select_for_load(info.runner, options)
     if info.runner.runner_compat_version is None:
         info.runner.runner_compat_version = runner.runner_compat_version
     work = tempfile.TemporaryDirectory(prefix="carton-unpacked-")
+    done = None
     try:
         source, info, args = _prepare(runner, _pack_source(path, runner), info, args, Path(work.name))
         model_dir = pack_model_dir(runner, source, Path(work.name))
-        runner_model = runner.load(DirectoryModelFiles(model_dir), device=device, opts=dict(info.runner.opts or {}))
+        runner_model, done = loader.load_runner_model(runner, DirectoryModelFiles(model_dir), info.runner, options, device)
     except BaseException:
         work.cleanup()
         raise
+
+    def on_close() -> None:
+        try:
+            if done is not None:
+                done()
+        finally:
+            work.cleanup()
+
     return BlockingCarton(
-        info, runner_model, runner=runner, device=getattr(runner_model, "device", device), source=str(path), on_close=work.cleanup
+        info, runner_model, runner=runner, device=getattr(runner_model, "device", device), source=str(path), on_close=on_close
     )
 
 

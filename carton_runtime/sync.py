@@ -30,6 +30,7 @@ def load(
     isolation: str | None = None,
     environment: Any = None,
     call_timeout_s: float | None = None,
+    load_timeout_s: float | None = None,
     storage_options: dict[str, Any] | None = None,
     require_signature: Any = None,
 ) -> BlockingCarton:
@@ -41,7 +42,8 @@ def load(
     see :mod:`carton_runtime.isolation`), "inprocess" in this process; None: ``CARTON_ISOLATION``
     or the config file's ``isolation`` key, else in process.  ``environment`` (not None: out of
     process, in an environment provisioned for the runner's framework version).
-    ``call_timeout_s``: out of process, an inference taking longer is ``E-RUNTIME-TIMEOUT``.
+    ``call_timeout_s``: out of process, an inference taking longer is ``E-RUNTIME-TIMEOUT`` (the
+    worker is stopped); ``load_timeout_s`` likewise limits the worker's start and the model's load.
     ``storage_options``: for an fsspec URL (``s3://``, ``gs://``, ...), the file system's options
     (credentials, endpoint; default: fsspec's configuration).  ``require_signature``: a trust root
     (a PEM public key or CA certificates path, or a mapping; False: off; None: ``CARTON_REQUIRE_SIGNATURE``
@@ -55,6 +57,7 @@ def load(
         isolation=isolation,
         environment=environment,
         call_timeout_s=call_timeout_s,
+        load_timeout_s=load_timeout_s,
         storage_options=storage_options,
         require_signature=require_signature,
     )

@@ -6,15 +6,18 @@
 error); a runner's ``worker_ref`` (``module:attr``) is what the worker imports, by default its
 own class.  With an ``environment``, the worker runs in the interpreter that
 ``carton_runtime.environments.worker_environment_for`` provides for the runner's framework
-version (and out of process, necessarily).  A runner with ``starts_own_worker = True`` (the
-python runner) gets ``load`` called directly, with the ``environment``: it starts its worker
-itself.
+version (and out of process, necessarily).  A runner whose worker's interpreter depends on the
+model's files (the python runner: an environment built from its ``requirements.txt``) has a
+``worker_environment(files, model_dir, *, opts, environment)`` hook returning the
+:class:`~carton_runtime.environments.WorkerEnvironment` to start; everything else (the
+handshake's runner check, time limits, closing) is the same for every runner.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import carton_format as cf
@@ -28,15 +31,9 @@ PROCESS = "process"
 INPROCESS = "inprocess"
 
 
-def starts_own_worker(runner: Any) -> bool:
-    """Whether the runner's own ``load`` starts its worker (the python runner: the environment
-    depends on the model's files); the loader then calls it directly, with ``environment``."""
-    return getattr(runner, "starts_own_worker", False) is True
-
-
 def resolve_isolation(requested: Any, runner: Any, environment: Any = None) -> str:
     """``process`` or ``inprocess`` for this load (see the module docstring)."""
-    forced = getattr(runner, "isolation", None) == PROCESS or environment is not None or starts_own_worker(runner)
+    forced = getattr(runner, "isolation", None) == PROCESS or environment is not None
     if requested is None:
         return PROCESS if forced else default_isolation()
     value = check_isolation(requested, "load(isolation=...)")
@@ -64,14 +61,14 @@ def load_model(
     info: cf.RunnerInfo,
     environment: Any = None,
     call_timeout_s: float | None = None,
+    load_timeout_s: float | None = None,
 ) -> tuple[Any, Callable[[], None] | None]:
     """The runner model for one load, and what to call after it is closed (or None): in
-    process, in a worker (:func:`load_out_of_process`), or by a runner that starts its own."""
-    if starts_own_worker(runner):
-        extra = {} if environment is None else {"environment": environment}
-        return runner.load(files, device=device, opts=dict(info.opts or {}), **extra), None
+    process, or in a worker (:func:`load_out_of_process`)."""
     if isolation == PROCESS:
-        return load_out_of_process(runner, files, device=device, info=info, environment=environment, call_timeout_s=call_timeout_s)
+        return load_out_of_process(
+            runner, files, device=device, info=info, environment=environment, call_timeout_s=call_timeout_s, load_timeout_s=load_timeout_s
+        )
     return runner.load(files, device=device, opts=dict(info.opts or {})), None
 
 
@@ -83,22 +80,14 @@ def load_out_of_process(
     info: cf.RunnerInfo,
     environment: Any = None,
     call_timeout_s: float | None = None,
+    load_timeout_s: float | None = None,
 ) -> tuple[WorkerModel, Callable[[], None]]:
     """Load the model in a worker process; returns it and what to call once it is closed
     (the local directory of the model files stays until then: a runner may read them late)."""
-    python = None
-    sys_path: list[str] = []
-    append = [p for p in sys.path if p]  # what the host can import, the worker can (after its own paths)
-    env = None
-    if environment is not None:
-        from ..environments import worker_environment_for  # provisioning lives there
-
-        provided = worker_environment_for(info.runner_name, info.required_framework_version, environment)
-        python, sys_path, env = provided.python, list(provided.sys_path or ()), dict(provided.env or {})
-        append = []  # the host's directories mean nothing to another environment
     stack = contextlib.ExitStack()
     try:
         model_dir = stack.enter_context(files.local_dir())
+        python, sys_path, env, append = _worker_launch(runner, files, Path(model_dir), info, environment)
         model = load_in_worker(
             worker_ref(runner),
             model_dir,
@@ -108,6 +97,7 @@ def load_out_of_process(
             sys_path=sys_path,
             env=env,
             call_timeout_s=call_timeout_s,
+            load_timeout_s=load_timeout_s,
             require=info,
             append_sys_path=append,
         )
@@ -117,4 +107,24 @@ def load_out_of_process(
     return model, stack.close
 
 
-__all__ = ["INPROCESS", "PROCESS", "load_model", "load_out_of_process", "resolve_isolation", "starts_own_worker", "worker_ref"]
+def _worker_launch(
+    runner: Any, files: Any, model_dir: Path, info: cf.RunnerInfo, environment: Any
+) -> tuple[str | None, list[str], dict[str, str] | None, list[str]]:
+    """(interpreter, sys.path entries, environment variables, host directories appended) for
+    this model's worker: the runner's ``worker_environment`` hook, else the provisioned
+    environment for its framework version, else this interpreter (which then also sees what
+    the host can import, after its own paths)."""
+    hook = getattr(runner, "worker_environment", None)
+    if callable(hook):
+        provided = hook(files, model_dir, opts=dict(info.opts or {}), environment=environment)
+    elif environment is not None:
+        from ..environments import worker_environment_for  # provisioning lives there
+
+        provided = worker_environment_for(info.runner_name, info.required_framework_version, environment)
+    else:
+        return None, [], None, [p for p in sys.path if p]
+    # the host's directories mean nothing to another environment
+    return provided.python, list(provided.sys_path or ()), dict(provided.env or {}), []
+
+
+__all__ = ["INPROCESS", "PROCESS", "load_model", "load_out_of_process", "resolve_isolation", "worker_ref"]

@@ -11,6 +11,7 @@ library and numpy, so that a worker in another environment needs nothing else fo
 from __future__ import annotations
 
 import array
+import collections
 import ctypes
 import json
 import json.encoder
@@ -27,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 PREFIX = struct.Struct("<II")
 #: Arrays of at most this many bytes travel inline in the payload (copying them is cheaper than a region).
 INLINE_MAX = 64 * 1024
@@ -294,18 +295,24 @@ class Region:
     size: int
     mm: mmap.mmap
     fd: int | None
+    addr: int = 0  # where it is mapped here (for regions lent to the caller)
 
 
 class RegionPool:
     """The regions this side writes arrays into.  A region is busy from the message that
     carries it until the peer says it is done with it (``release``); free regions are reused
     (smallest that fits), and beyond :data:`POOL_KEEP` free ones (or :data:`POOL_KEEP_BYTES`)
-    the largest are dropped, which the peer hears in ``drop`` so it unmaps them too."""
+    the largest are dropped, which the peer hears in ``drop`` so it unmaps them too.
+
+    A region may also be *lent* to the caller (:meth:`lend`): an array the caller fills and
+    sends as it is, without a copy, until the array is garbage-collected (then it is free)."""
 
     def __init__(self, first_id: int = 1) -> None:
         self._next = first_id
         self._free: dict[int, Region] = {}
         self._busy: dict[int, Region] = {}
+        self._lent: dict[int, Region] = {}
+        self._returned: collections.deque[int] = collections.deque()  # lent regions whose arrays are gone
         self._dropped: list[int] = []
 
     def take(self, nbytes: int) -> Region:
@@ -332,6 +339,42 @@ class RegionPool:
             raise
         rid, self._next = self._next, self._next + 1
         return Region(rid, size, mm, fd)
+
+    def lend(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """An array of ``shape`` and ``dtype`` in a region of its own, lent to the caller until the
+        array (and every view of it) is gone; :func:`encode` sends it without a copy."""
+        self.reclaim()
+        count = 1
+        for n in shape:
+            count *= n
+        nbytes = count * dtype.itemsize
+        region = self.take(max(1, nbytes))
+        del self._busy[region.rid]
+        buf = (ctypes.c_char * region.size).from_buffer(region.mm)
+        region.addr = ctypes.addressof(buf)
+        self._lent[region.rid] = region
+        weakref.finalize(buf, self._returned.append, region.rid)  # numpy keeps ``buf`` alive (see PeerRegions.view)
+        return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
+
+    def reclaim(self) -> None:
+        """Lent regions whose arrays are gone become free (finalizers only append: any thread)."""
+        while self._returned:
+            region = self._lent.pop(self._returned.popleft(), None)
+            if region is not None:
+                region.addr = 0
+                self._free[region.rid] = region
+        self._trim()
+
+    def lent_region(self, arr: np.ndarray) -> tuple[Region, int] | None:
+        """(the lent region, offset) holding all of ``arr`` (C-contiguous), or None."""
+        if not self._lent or not arr.flags.c_contiguous:
+            return None
+        start = arr.__array_interface__["data"][0]
+        for region in self._lent.values():
+            offset = start - region.addr
+            if offset >= 0 and offset + arr.nbytes <= region.size:
+                return region, offset
+        return None
 
     def release(self, rids: list[Any]) -> None:
         """The peer is done with these regions: free again (unknown ids are ignored)."""
@@ -360,7 +403,7 @@ class RegionPool:
     def mark_sent(self, rids: list[int]) -> None:
         """The descriptors of these regions went to the peer: closed here (the mapping stays)."""
         for rid in rids:
-            region = self._busy.get(rid) or self._free.get(rid)
+            region = self._busy.get(rid) or self._free.get(rid) or self._lent.get(rid)
             if region is not None and region.fd is not None:
                 os.close(region.fd)
                 region.fd = None
@@ -372,10 +415,11 @@ class RegionPool:
 
     def close(self) -> None:
         """Unmap every region (views of them must be gone: they are this side's own writes)."""
-        for region in list(self._free.values()) + list(self._busy.values()):
-            _close_region(region)
+        for region in list(self._free.values()) + list(self._busy.values()) + list(self._lent.values()):
+            _close_region(region)  # a lent array keeps its mapping alive
         self._free.clear()
         self._busy.clear()
+        self._lent.clear()
 
 
 def _close_region(region: Region) -> None:
@@ -417,17 +461,17 @@ class PeerRegions:
                 except BufferError:
                     pass
 
-    def view(self, rid: Any, nbytes: int) -> Any:
-        """The first ``nbytes`` of region ``rid`` as a buffer object of its own (ProtocolError
-        for an unknown id or a short region).  A ctypes array, because numpy keeps the object
+    def view(self, rid: Any, nbytes: int, start: int = 0) -> Any:
+        """``nbytes`` at ``start`` of region ``rid`` as a buffer object of its own (ProtocolError
+        for an unknown id or a span outside the region).  A ctypes array, because numpy keeps the object
         it was given alive for as long as any array made from it exists (a memoryview given to
         ``np.frombuffer`` is replaced by numpy's own, so its lifetime says nothing)."""
         mm = self._maps.get(rid) if isinstance(rid, int) else None
         if mm is None:
             raise ProtocolError(f"unknown region {rid!r}")
-        if not 0 < nbytes <= len(mm):
-            raise ProtocolError(f"region {rid} has {len(mm)} bytes, not {nbytes}")
-        return (ctypes.c_char * nbytes).from_buffer(mm)
+        if not 0 < nbytes <= len(mm) - start:
+            raise ProtocolError(f"region {rid} has {len(mm)} bytes, not {nbytes} at {start}")
+        return (ctypes.c_char * nbytes).from_buffer(mm, start)
 
     def clear(self) -> None:
         """Forget every mapping (views handed out keep theirs alive)."""
@@ -476,13 +520,17 @@ class Encoded:
 
 
 def encode(values: Any, pool: RegionPool, inline_max: int = INLINE_MAX) -> Encoded:
-    """Describe ``{name: array}``; big arrays are copied into regions of ``pool`` (now busy).
-    A descriptor is ``[dtype, shape, bytes, payload offset, region id]`` (region id 0: inline)."""
+    """Describe ``{name: array}``; big arrays are copied into regions of ``pool`` (now busy),
+    except those already in a region lent by ``pool`` (sent as they are).  A descriptor is
+    ``[dtype, shape, bytes, offset, region id]``: region id 0 is inline, the offset in the
+    payload; else the offset in the region."""
     try:
         items = values.items()
     except AttributeError:
         raise EncodeError("", f"expected a dict of name -> numpy array, not {type(values).__name__}") from None
     out = Encoded({}, [], [], [])
+    if pool._returned:
+        pool.reclaim()
     try:
         _encode_into(out, items, pool, inline_max)
     except BaseException:
@@ -503,12 +551,17 @@ def _encode_into(out: Encoded, items: Any, pool: RegionPool, inline_max: int) ->
             out.tensors[name] = [arr.dtype.str, list(arr.shape), nbytes, offset, 0]
             offset += nbytes
         else:
-            region = pool.take(nbytes)
-            out.tensors[name] = [arr.dtype.str, list(arr.shape), nbytes, 0, region.rid]
-            target = np.frombuffer(region.mm, dtype=arr.dtype, count=arr.size).reshape(arr.shape)
-            np.copyto(target, arr, casting="no")
-            del target
-            if region.fd is not None:  # first use: the descriptor goes with this message
+            lent = pool.lent_region(arr)
+            if lent is not None:  # the caller filled a lent region: sent as it is
+                region, start = lent
+                out.tensors[name] = [arr.dtype.str, list(arr.shape), nbytes, start, region.rid]
+            else:
+                region = pool.take(nbytes)
+                out.tensors[name] = [arr.dtype.str, list(arr.shape), nbytes, 0, region.rid]
+                target = np.frombuffer(region.mm, dtype=arr.dtype, count=arr.size).reshape(arr.shape)
+                np.copyto(target, arr, casting="no")
+                del target
+            if region.fd is not None and [region.rid, region.size] not in out.regions:  # first use: the descriptor goes with this message
                 if len(out.fds) == MAX_FDS:
                     raise EncodeError(name, f"more than {MAX_FDS} arrays over {inline_max} bytes in one call")
                 out.regions.append([region.rid, region.size])
@@ -554,7 +607,7 @@ def decode(tensors: Any, payload: bytearray, peer: PeerRegions, on_view: Callabl
             if type(nbytes) is not int or type(start) is not int or nbytes < 0 or start < 0 or min(shape, default=0) < 0:
                 raise ProtocolError(f"bad sizes {desc!r}")
             if rid:
-                buf = peer.view(rid, nbytes)
+                buf = peer.view(rid, nbytes, start)
                 if on_view is not None:
                     on_view(buf, rid)
             else:

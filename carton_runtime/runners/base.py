@@ -15,6 +15,11 @@ A *runner* is registered once per process and describes itself; ``load`` gives a
             ...
         def load(self, files: ModelFiles, *, device: DeviceSpec, opts: dict) -> RunnerModel:
             ...
+        # optional, for runners whose models run out of process (carton_runtime.isolation.loading):
+        isolation = "process"                          # never in the loading process
+        worker_ref = "my_pkg.worker:RUNNER"            # what the worker imports (default: this class)
+        def worker_environment(self, files, model_dir, *, opts, environment) -> WorkerEnvironment:
+            ...                                        # the worker's interpreter, from the model's files
 
     class MyModel:
         def infer(self, inputs: dict[str, object]) -> dict[str, numpy.ndarray]: ...

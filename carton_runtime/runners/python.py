@@ -14,13 +14,11 @@ the interpreter the model runs with: this one's (environments are built from it)
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any
 
-from ..devices import DeviceSpec
-from ..environments import Interpreter, ensure_environment, host_interpreter, resolve_interpreter, shared_shim
+from ..environments import Interpreter, WorkerEnvironment, ensure_environment, host_interpreter, resolve_interpreter, shared_shim
 from ..errors import CartonRuntimeError
 from .python_worker import RUNNER_COMPAT_VERSION, RUNNER_NAME, STARTED_BY_RUNNER, entrypoint_options
 
@@ -36,10 +34,9 @@ class PythonRunner:
 
     runner_name = RUNNER_NAME
     runner_compat_version = RUNNER_COMPAT_VERSION
-    #: its models never run in the loading process ...
+    #: its models never run in the loading process: the loader starts a worker with the
+    #: environment :meth:`worker_environment` provides, which imports ``worker_ref``
     isolation = "process"
-    #: ... and its own ``load`` starts the worker (the environment depends on the model's files)
-    starts_own_worker = True
     worker_ref = WORKER_REF
 
     _instance: PythonRunner | None = None
@@ -83,32 +80,29 @@ class PythonRunner:
             )
         return path
 
-    def load(self, files: Any, *, device: DeviceSpec, opts: dict[str, Any] | None = None, environment: Any = None) -> PythonCartonModel:
-        """Provision (or reuse) the model's environment, then load the model in a worker.
+    def load(self, files: Any, *, device: Any = None, opts: dict[str, Any] | None = None) -> Any:
+        """Not in this process: python models run only in a worker (load through the loader)."""
+        del files, device, opts
+        raise CartonRuntimeError(
+            "E-RUNTIME-ARG", "python models run only out of process: load them with carton_runtime.load (or load_unpacked)", name="isolation"
+        )
+
+    def worker_environment(self, files: Any, model_dir: Path, *, opts: dict[str, Any], environment: Any = None) -> WorkerEnvironment:
+        """The worker to start for this model (the loader's hook, see
+        :mod:`carton_runtime.isolation.loading`): provision (or reuse) its environment.
 
         ``environment``: None or ``"auto"`` builds one from the model's requirements; the path
         of an interpreter or venv uses it as it is (it must have the requirements and numpy)."""
-        opts = dict(opts or {})
-        entrypoint_options(opts)  # fail before building anything
-        from ..isolation import load_in_worker
-
-        stack = contextlib.ExitStack()
-        try:
-            model_dir = Path(stack.enter_context(files.local_dir()))
-            python, extra_env = self._interpreter_for(files, model_dir, environment)
-            extra_env[STARTED_BY_RUNNER] = "1"
-            worker = load_in_worker(WORKER_REF, Path(model_dir), device=device, opts=opts, python=python, sys_path=[str(model_dir)], env=extra_env)
-        except BaseException:
-            stack.close()
-            raise
-        return PythonCartonModel(worker, stack, device)
-
-    def _interpreter_for(self, files: Any, model_dir: Path, environment: Any) -> tuple[str, dict[str, str]]:
+        entrypoint_options(dict(opts))  # fail before building anything
         if environment is not None and environment != "auto":
-            return resolve_interpreter(environment), {"PYTHONPATH": str(shared_shim())}
-        wheels = bundled_wheel_dirs(model_dir)
-        env = ensure_environment(read_requirements(files), interpreter=self.interpreter, find_links=wheels, purpose="a python model")
-        return env.python, {}
+            python, env = resolve_interpreter(environment), {"PYTHONPATH": str(shared_shim())}
+        else:
+            built = ensure_environment(
+                read_requirements(files), interpreter=self.interpreter, find_links=bundled_wheel_dirs(model_dir), purpose="a python model"
+            )
+            python, env = built.python, {}
+        env[STARTED_BY_RUNNER] = "1"
+        return WorkerEnvironment(python, (str(model_dir),), env)
 
 
 def bundled_wheel_dirs(model_dir: Path) -> list[str]:
@@ -132,34 +126,4 @@ def read_requirements(files: Any) -> list[str]:
         raise CartonRuntimeError("E-RUNTIME-RUNNER", f"the model's {REQUIREMENTS} is not UTF-8 text ({exc})") from None
 
 
-class PythonCartonModel:
-    """A python model loaded in its worker; ``close`` stops the worker, then releases the model directory."""
-
-    def __init__(self, worker: Any, stack: contextlib.ExitStack, device: Any = None) -> None:
-        self.worker = worker
-        self._stack = stack
-        self._device = device
-
-    @property
-    def pid(self) -> int:
-        """The worker process's id."""
-        return self.worker.pid
-
-    @property
-    def device(self) -> Any:
-        """The device the worker reports."""
-        return getattr(self.worker, "device", None) or self._device
-
-    def infer(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Run the model in its worker."""
-        return self.worker.infer(inputs)
-
-    def close(self) -> None:
-        """Stop the worker and release the model directory (idempotent)."""
-        try:
-            self.worker.close()
-        finally:
-            self._stack.close()
-
-
-__all__ = ["PythonCartonModel", "PythonRunner", "bundled_wheel_dirs", "read_requirements"]
+__all__ = ["PythonRunner", "bundled_wheel_dirs", "read_requirements"]

@@ -106,8 +106,8 @@ class PythonWorkerRunner:
         if os.environ.get(STARTED_BY_RUNNER) != "1":
             raise CartonRuntimeError(
                 "E-RUNTIME-RUNNER",
-                "the python runner's worker was started without its environment (the loader must call PythonRunner.load, "
-                "which builds the environment from the model's requirements.txt, for runners with starts_own_worker)",
+                "the python runner's worker was started without its environment (the loader starts it with the one "
+                "PythonRunner.worker_environment builds from the model's requirements.txt)",
             )
         package, fn_name, kwargs = entrypoint_options(opts)
         root = Path(getattr(files, "root", None) or ".").resolve()

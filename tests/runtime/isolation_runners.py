@@ -27,6 +27,8 @@ class EchoModel:
     def infer(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
         if "boom" in inputs:
             raise KeyError("boom")
+        if "poke" in inputs:  # writes into its input: the caller sees it only if the memory is shared
+            inputs["poke"][0] = 42
         out = {k: np.array(v) for k, v in inputs.items()}  # copies: the inputs' memory is the host's
         out["pid"] = np.array(os.getpid())
         out["opts"] = np.array(json.dumps(self.opts, sort_keys=True))

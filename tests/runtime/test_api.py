@@ -81,8 +81,8 @@ def test_argument_names_and_defaults_match_the_original() -> None:
         "path", "visible_device", "override_runner_name", "override_required_framework_version", "override_runner_opts",
     ]
     assert all(p.default is None for name, p in sig.parameters.items() if name != "path")
-    names = list(inspect.signature(carton.load_unpacked).parameters)
-    assert names[-2:] == ["visible_device", "linked_files"]
+    assert original_part(carton.load_unpacked)[-2:] == ["visible_device", "linked_files"]
+    assert list(inspect.signature(carton.load_unpacked).parameters)[-4:] == ["isolation", "environment", "call_timeout_s", "load_timeout_s"]
     pack_names = list(inspect.signature(carton.pack).parameters)
     assert pack_names[:5] == ["path", "runner_name", "required_framework_version", "runner_compat_version", "runner_opts"]
     assert "linked_files" in pack_names

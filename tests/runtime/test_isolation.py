@@ -173,6 +173,65 @@ def test_64_mb_and_region_reuse(echo_worker: WorkerModel) -> None:
     assert _memfd_maps() - before <= 4
 
 
+def test_input_arrays_reach_the_worker_without_a_copy(echo_worker: WorkerModel) -> None:
+    """An ``input_array`` is the worker's memory too (the model writing into its input shows
+    here), also a slice of one at an offset; any other array is copied (the caller's stays)."""
+    shared = echo_worker.input_array((1 << 20,), np.dtype(np.float32))
+    shared[:] = 1.0
+    out = echo_worker.infer({"poke": shared})
+    assert shared[0] == 42 and out["poke"][0] == 42 and out["poke"][1] == 1.0
+    part = shared[4096:]  # at an offset in the region
+    part[:] = 2.0
+    out = echo_worker.infer({"poke": part})
+    assert part[0] == 42 and shared[4096] == 42 and out["poke"][-1] == 2.0
+    plain = np.ones(1 << 20, dtype=np.float32)
+    out = echo_worker.infer({"poke": plain})
+    assert plain[0] == 1.0 and out["poke"][0] == 42  # copied into the pool's region: the caller's array is untouched
+    strided = shared[::2]  # not contiguous: copied
+    before = float(strided[0])
+    echo_worker.infer({"poke": strided})
+    assert strided[0] == before
+
+
+def test_an_input_array_returns_to_the_pool_when_dropped(echo_worker: WorkerModel) -> None:
+    first = echo_worker.input_array((1 << 18,), np.dtype(np.int32))
+    address = first.__array_interface__["data"][0]
+    first[:] = 5
+    assert int(echo_worker.infer({"x": first})["x"][-1]) == 5
+    del first
+    gc.collect()
+    second = echo_worker.input_array((1 << 18,), np.dtype(np.int32))  # the same region, lent again
+    assert second.__array_interface__["data"][0] == address
+    kept = echo_worker.input_array((1 << 18,), np.dtype(np.int32))  # while ``second`` lives: another one
+    assert kept.__array_interface__["data"][0] != address
+
+
+def test_input_array_through_the_api(echo_archive: Path) -> None:
+    with cs.load(echo_archive, isolation="process") as model:
+        arr = model.input_array((3, 70_000), "float64")
+        assert arr.shape == (3, 70_000) and arr.dtype == np.float64
+        arr[:] = 7.0
+        assert model.infer({"poke": arr})["poke"][1, 0] == 7.0 and arr[0, 0] == 42
+        for bad in [(-1,), ("3",), 2.5, (True,)]:
+            with pytest.raises(carton.CartonRuntimeError) as err:
+                model.input_array(bad)
+            assert err.value.code == "E-RUNTIME-ARG" and err.value.name == "shape"
+        for bad_dtype in ["U3", object, "no-such-dtype"]:
+            with pytest.raises(carton.CartonRuntimeError) as err:
+                model.input_array((2,), bad_dtype)
+            assert err.value.code == "E-RUNTIME-ARG" and err.value.name == "dtype"
+        with pytest.raises(carton.CartonRuntimeError) as err:
+            model.input_array((1 << 30, 1 << 30))
+        assert err.value.code == "E-RUNTIME-ARG"
+    assert arr[1, 0] == 7.0  # still readable after the model (and its worker) are gone
+    with pytest.raises(carton.CartonRuntimeError) as err:
+        model.input_array((2,))
+    assert err.value.code == "E-RUNTIME-CLOSED"
+    with cs.load(echo_archive, isolation="inprocess") as model:
+        plain = model.input_array(4, "int16")
+        assert type(plain) is np.ndarray and plain.shape == (4,) and plain.dtype == np.int16
+
+
 def test_held_outputs_are_never_overwritten_by_later_calls(echo_worker: WorkerModel) -> None:
     held = [echo_worker.infer({"x": np.full(1 << 20, i, dtype=np.int32)})["x"] for i in range(5)]
     view = held[0][10:20]  # a view keeps the region busy too
@@ -196,6 +255,7 @@ def test_concurrent_calls_from_threads_get_their_own_results(echo_worker: Worker
 
 
 def test_outputs_outlive_the_model_and_nothing_is_left(echo_dir: Path) -> None:
+    gc.collect()  # what earlier tests left in reference cycles (arrays in tracebacks) goes first
     shm_before = _shm()
     maps_before = _memfd_maps()
     model = load_in_worker(ECHO, echo_dir, device="cpu", opts={}, sys_path=[str(ROOT)])
@@ -508,6 +568,17 @@ def test_cli_run_and_selftest_out_of_process(doubler: Path, capsys: pytest.Captu
         carton_main(["run", "--isolation", "sideways", str(doubler)])
 
 
+def test_cli_call_timeout_stops_a_hanging_model(crashy_archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from carton_format.cli import main as carton_main
+
+    rc = carton_main(["run", "--isolation", "process", "--call-timeout", "0.5", "--json", str(crashy_archive), "--input", "mode=hang"])
+    assert rc == 1
+    out = capsys.readouterr()
+    assert "E-RUNTIME-TIMEOUT" in out.err
+    reply = json.loads(out.out)
+    assert reply["ok"] is False and reply["error"]["code"] == "E-RUNTIME-TIMEOUT" and "0.5 s" in reply["error"]["message"]
+
+
 # -- local_dir ------------------------------------------------------------------------------------------------
 
 
@@ -607,16 +678,33 @@ def test_a_worker_speaking_nonsense_is_stopped(echo_dir: Path, tmp_path: Path) -
     assert not [pid for pid in _children() if "nonsense" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
 
 
+def test_worker_allocator_defaults_yield_to_the_hosts_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from carton_runtime.isolation.host import WORKER_DEFAULTS, _worker_env
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert _worker_env(sys.executable, [], None, [])["MALLOC_MMAP_THRESHOLD_"] == WORKER_DEFAULTS["MALLOC_MMAP_THRESHOLD_"]
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    assert _worker_env(sys.executable, [], None, [])["MALLOC_MMAP_THRESHOLD_"] == "131072"
+    assert _worker_env(sys.executable, [], {"MALLOC_TRIM_THRESHOLD_": "0"}, [])["MALLOC_TRIM_THRESHOLD_"] == "0"
+
+
 def test_the_decoder_refuses_malformed_messages() -> None:
     import socket
 
     from carton_runtime.isolation import protocol
 
     peer = protocol.PeerRegions()
+    fd = os.memfd_create("test-region")
+    os.ftruncate(fd, 64)
+    peer.add([[5, 64]], [fd])  # a 64-byte region of the peer's
     payload = bytearray(16)
     good = ["<f4", [4], 16, 0, 0]
     assert protocol.decode({"x": good}, payload, peer)["x"].shape == (4,)
+    assert protocol.decode({"x": ["<f4", [4], 16, 48, 5]}, payload, peer)["x"].shape == (4,)  # at an offset in the region
     for bad in (
+        ["<f4", [4], 16, 49, 5],  # past the region's end
+        ["<f4", [16], 64, 1, 5],
+        ["<f4", [4], 16, -1, 5],
         ["<f4", [5], 16, 0, 0],  # size mismatch
         ["<f4", [-4], 16, 0, 0],  # negative dimension
         ["<f4", [4], 16, 8, 0],  # beyond the payload

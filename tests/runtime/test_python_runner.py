@@ -109,6 +109,18 @@ class Async:
 def async_model(**options):
     return Async()
 
+class Slow:
+    def infer_with_tensors(self, tensors):
+        import time
+        time.sleep(120)
+
+def slow(**options):
+    return Slow()
+
+def slow_load(**options):
+    import time
+    time.sleep(120)
+
 NOT_CALLABLE = 3
 '''
 
@@ -315,28 +327,70 @@ def test_other_python_version_needs_an_override(packed: str) -> None:
 
 def test_given_environment_is_used_as_is(tmp_path: Path) -> None:
     """A venv given by path: used without installing anything (here: an environment built
-    before, with six), our packages reach it through PYTHONPATH."""
-    runner = find_runner_by_name("python")
-    assert isinstance(runner, PythonRunner)
+    before, with six), our packages reach it through PYTHONPATH (``load_unpacked`` takes
+    ``environment`` as ``load`` does)."""
     path = code_dir(tmp_path)
     opts = {"entrypoint_package": "main", "entrypoint_fn": "get_model"}
+    unpacked = {"runner_name": "python", "required_framework_version": MAJOR_MINOR, "runner_opts": opts}
+
     def env_with_six() -> Path | None:
         ready = [p for p in envs_root().iterdir() if (p / MARKER).is_file()] if envs_root().is_dir() else []
         return next((p for p in ready if json.loads((p / MARKER).read_text())["requirements"] == ["six"]), None)
 
+    if env_with_six() is None:  # the first test of the session to need it builds it
+        carton_sync.load_unpacked(str(path), **unpacked).close()
     with_six = env_with_six()
-    if with_six is None:  # the first test of the session to need it builds it
-        runner.load(DirectoryModelFiles(path), device=None, opts=opts).close()
-        with_six = env_with_six()
     assert with_six is not None
-    model = runner.load(DirectoryModelFiles(path), device=None, opts=opts, environment=str(with_six))
-    try:
+    with carton_sync.load_unpacked(str(path), **unpacked, environment=str(with_six)) as model:
         assert Path(str(model.infer(INPUTS)["six"])).is_relative_to(with_six)
-    finally:
-        model.close()
     with pytest.raises(CartonError) as err:
-        runner.load(DirectoryModelFiles(path), device=None, opts=opts, environment=str(tmp_path / "no-such-venv"))
+        carton_sync.load_unpacked(str(path), **unpacked, environment=str(tmp_path / "no-such-venv"))
     assert err.value.code == "E-RUNTIME-ARG" and "no-such-venv" in err.value.message
+
+
+def test_the_runner_does_not_load_in_process(tmp_path: Path) -> None:
+    runner = find_runner_by_name("python")
+    assert isinstance(runner, PythonRunner)
+    with pytest.raises(CartonError) as err:
+        runner.load(DirectoryModelFiles(code_dir(tmp_path)), device=None, opts={})
+    assert err.value.code == "E-RUNTIME-ARG" and "only out of process" in err.value.message
+
+
+def test_call_timeout_stops_a_hanging_python_model(packed: str) -> None:
+    """``call_timeout_s`` reaches python models as any other worker: the hang is
+    E-RUNTIME-TIMEOUT, the worker is gone, a new load works."""
+    model = carton_sync.load(packed, override_runner_opts={"entrypoint_fn": "slow"}, call_timeout_s=1.0)
+    pid = model._runner_model.pid  # the worker's
+    with pytest.raises(CartonError) as err:
+        model.infer(INPUTS)
+    assert err.value.code == "E-RUNTIME-TIMEOUT" and "1 s" in err.value.message
+    with pytest.raises(OSError):
+        os.kill(pid, 0)  # stopped and reaped
+    with pytest.raises(CartonError) as err:
+        model.infer(INPUTS)
+    assert err.value.code == "E-RUNTIME-RUNNER-DIED"
+    model.close()
+    with carton_sync.load(packed) as again:
+        np.testing.assert_equal(again.infer(INPUTS)["y"], np.arange(3, dtype=np.float32) * 3)
+
+
+def test_load_timeout_stops_a_hanging_entrypoint(packed: str) -> None:
+    with pytest.raises(CartonError) as err:
+        carton_sync.load(packed, override_runner_opts={"entrypoint_fn": "slow_load"}, load_timeout_s=3.0)
+    assert err.value.code == "E-RUNTIME-TIMEOUT" and "3 s" in err.value.message
+    with pytest.raises(CartonError) as err:
+        carton_sync.load(packed, load_timeout_s=0)
+    assert err.value.code == "E-RUNTIME-ARG" and err.value.name == "load_timeout_s"
+
+
+def test_the_workers_python_is_checked_against_the_model(packed: str) -> None:
+    """With an environment, the runner is chosen by name and the worker's handshake checks its
+    Python version against the model's requirement (here an override no interpreter meets)."""
+    with carton_sync.load(packed) as model:
+        own = Path(str(model.infer(INPUTS)["six"])).parents[3]
+    with pytest.raises(CartonError) as err:
+        carton_sync.load(packed, environment=str(own), override_required_framework_version="=3.1")
+    assert err.value.code == "E-RUNTIME-NO-RUNNER" and "does not match '=3.1'" in err.value.message
 
 
 def test_always_out_of_process(packed: str) -> None:
