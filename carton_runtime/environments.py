@@ -455,9 +455,13 @@ class _Installer:
         self.uv = shutil.which("uv")
         self._bar: Any = None
         self._log: Any = None
+        self._cwd: str | None = None
 
     def __enter__(self) -> _Installer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # the commands' working directory is on their sys.path (``-m``, ``-c``): an empty private one,
+        # never a shared one like /tmp, where anybody's attr.py or pip.py would be imported
+        self._cwd = tempfile.mkdtemp(prefix="carton-env-cwd-")
         self._log = open(self.log_path, "w", encoding="utf-8", errors="replace")
         enabled = progress.setting()
         if enabled is not False:
@@ -471,6 +475,8 @@ class _Installer:
             self._bar.close()
         if self._log is not None:
             self._log.close()
+        if self._cwd is not None:
+            shutil.rmtree(self._cwd, ignore_errors=True)
 
     def run(self, args: list[str], what: str) -> None:
         self._log.write(f"$ {' '.join(args)}\n")
@@ -478,7 +484,7 @@ class _Installer:
         kept: list[str] = []
         try:
             proc = subprocess.Popen(
-                args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=_clean_env(), cwd=tempfile.gettempdir()
+                args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=_clean_env(), cwd=self._cwd
             )
         except OSError as exc:
             raise _env_error(f"{what}: cannot run {args[0]}: {exc.strerror or exc}") from None

@@ -250,3 +250,21 @@ def test_torchscript_in_a_provisioned_torch_environment(tmp_path: Path) -> None:
     assert libtorch and all(Path(p).is_relative_to(env_root) for p in libtorch), libtorch
     host_torch = Path(torch.__file__).parent
     assert not any(Path(p).is_relative_to(host_torch) for p in libtorch)
+
+
+def test_install_commands_do_not_import_from_the_shared_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' working directory is on their sys.path: it is a private empty one, so a
+    module somebody left in /tmp (an ``attr.py``, a ``pip.py``) is never imported."""
+    import tempfile
+
+    from carton_runtime.environments import _Installer
+
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    marker = tmp_path / "imported"
+    (shared / "carton_probe_hostile.py").write_text(f"open({str(marker)!r}, 'w').write('hijacked')\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    with _Installer(tmp_path / "log.txt", "a probe") as installer:
+        installer.run([sys.executable, "-c", "try:\n    import carton_probe_hostile\nexcept ImportError:\n    pass"], "probing")
+    assert not marker.exists()
+    assert list(shared.iterdir()) == [shared / "carton_probe_hostile.py"]  # the private directory is gone
