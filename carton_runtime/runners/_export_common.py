@@ -99,6 +99,7 @@ def children(spec: Any) -> list[Any]:
 _link_dir: Path | None = None
 _link_ids = itertools.count()
 _link_lock = threading.Lock()
+_named: dict[str, Path] = {}  # target -> its .pt2-named link (pt2_path)
 
 
 def _links() -> Path:
@@ -114,19 +115,29 @@ def _links() -> Path:
 @contextlib.contextmanager
 def pt2_path(path: Path) -> Iterator[Path]:
     """``path`` under a name ending in ``.pt2`` (torch's package loaders want the suffix; a cached
-    file has none): the path itself, or a symlink (a copy where links fail) while the block runs."""
+    file has none): the path itself, else a symlink to it, made once per path and process and
+    reused (it resolves at each open, so it always names what ``path`` holds then), or, where
+    links fail, a copy for the block's duration."""
     if path.suffix == ".pt2":
         yield path
         return
-    link = _links() / f"{os.getpid()}-{next(_link_ids)}.pt2"
-    try:
-        link.symlink_to(path.resolve())
-    except OSError:
-        shutil.copyfile(path, link)
-    try:
-        yield link
-    finally:
-        link.unlink(missing_ok=True)
+    target = path.absolute()
+    with _link_lock:
+        link = _named.get(str(target))
+    if link is None or not link.is_symlink():
+        link = _links() / f"{os.getpid()}-{next(_link_ids)}.pt2"
+        try:
+            link.symlink_to(target)
+        except OSError:
+            shutil.copyfile(path, link)
+            try:
+                yield link
+            finally:
+                link.unlink(missing_ok=True)
+            return
+        with _link_lock:
+            _named[str(target)] = link
+    yield link
 
 
 @dataclass

@@ -30,6 +30,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -88,6 +89,27 @@ def target_triple(aoti_platform: str, machine: str) -> str | None:
 
 def _runner_error(message: str) -> CartonRuntimeError:
     return CartonRuntimeError("E-RUNTIME-RUNNER", message)
+
+
+#: Package metadata read before, by (path, device, inode, size, mtime): a reload skips the zip.
+_metadata_memo: dict[tuple[str, int, int, int, int], dict[str, str]] = {}
+_MEMO_MAX = 64
+_memo_lock = threading.Lock()
+
+
+def cached_package_metadata(path: Path, what: str) -> dict[str, str]:
+    """:func:`package_metadata`, remembered per file identity (a changed file is read again)."""
+    st = path.stat()
+    key = (str(path.absolute()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _memo_lock:
+        meta = _metadata_memo.get(key)
+    if meta is None:
+        meta = package_metadata(path, what)
+        with _memo_lock:
+            if len(_metadata_memo) >= _MEMO_MAX:
+                _metadata_memo.pop(next(iter(_metadata_memo)))
+            _metadata_memo[key] = meta
+    return dict(meta)
 
 
 def package_metadata(path: Path, what: str) -> dict[str, str]:
@@ -259,7 +281,7 @@ class AOTInductorRunner(TorchRunnerBase):
         if MODEL_FILE not in files.names():
             raise _runner_error(f"an aotinductor model needs model/{MODEL_FILE}; the archive has {sorted(files.names()) or 'nothing'} under model/")
         with files.local_file(MODEL_FILE) as path:
-            meta = package_metadata(Path(path), f"model/{MODEL_FILE}")
+            meta = cached_package_metadata(Path(path), f"model/{MODEL_FILE}")
             torch_device = _torch_device(device, meta)
             problem = target_problem(meta, torch_device)
             if problem is not None:

@@ -487,3 +487,32 @@ def test_cli_packs_pt2_files_picking_the_runner(aoti_package: Path, program: Any
     capsys.readouterr()
     assert carton_main(["pack", str(aoti_package), "-o", str(tmp_path / "n.carton")]) != 0  # AOTI needs declared inputs
     assert "E-RUNTIME-ARG" in capsys.readouterr().err
+
+
+def test_the_pt2_name_is_made_once_and_names_what_the_path_holds(tmp_path: Path) -> None:
+    from carton_runtime.runners._export_common import pt2_path
+
+    cached = tmp_path / "0123abcd"  # a cache file: no suffix
+    cached.write_bytes(b"first")
+    with pt2_path(cached) as first:
+        assert first.suffix == ".pt2" and first.read_bytes() == b"first"
+    fresh = tmp_path / "fresh"
+    fresh.write_bytes(b"second")
+    os.replace(fresh, cached)  # the same path, another file
+    with pt2_path(cached) as again:
+        assert again == first and again.read_bytes() == b"second"  # reused, resolved at each open
+    named = tmp_path / "model.pt2"
+    named.write_bytes(b"x")
+    with pt2_path(named) as same:
+        assert same == named
+
+
+def test_package_metadata_is_read_again_when_the_file_changes(aoti_package: Path, tmp_path: Path) -> None:
+    from carton_runtime.runners.aotinductor import cached_package_metadata, package_metadata
+
+    path = tmp_path / "cached-package"
+    path.write_bytes(aoti_package.read_bytes())
+    assert cached_package_metadata(path, "p") == package_metadata(path, "p")
+    edited = _edited(aoti_package, tmp_path / "edited.pt2", AOTI_PLATFORM="some_other_os")
+    os.replace(edited, path)
+    assert cached_package_metadata(path, "p")["AOTI_PLATFORM"] == "some_other_os"
