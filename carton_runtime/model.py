@@ -11,6 +11,7 @@ whatever the runner; models without specs go straight to the runner.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from typing import Any, Callable
 
@@ -82,12 +83,11 @@ def _array_request(shape: Any, dtype: Any) -> tuple[tuple[int, ...], np.dtype]:
         raise CartonRuntimeError("E-RUNTIME-ARG", f"dtype {dtype!r} is not a numpy dtype: {exc}", name="dtype") from None
     if kind.kind not in "biufc" or kind.fields is not None:
         raise CartonRuntimeError("E-RUNTIME-ARG", f"input_array makes numeric or bool arrays, not {kind}", name="dtype")
-    nbytes = kind.itemsize
-    for n in dims:
-        nbytes *= int(n)
+    dims = tuple(int(n) for n in dims)
+    nbytes = kind.itemsize * math.prod(dims)
     if nbytes > MAX_INPUT_ARRAY_BYTES:
         raise CartonRuntimeError("E-RUNTIME-ARG", f"an array of {nbytes} bytes is over the {MAX_INPUT_ARRAY_BYTES} byte limit", name="shape")
-    return tuple(int(n) for n in dims), kind
+    return dims, kind
 
 
 def _closed(*_args: Any, **_kwargs: Any) -> Any:

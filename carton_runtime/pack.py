@@ -12,6 +12,7 @@ framework version need not match the installed one (a warning says the model wil
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -339,24 +340,19 @@ def load_unpacked(
     if info.runner.runner_compat_version is None:
         info.runner.runner_compat_version = runner.runner_compat_version
     work = tempfile.TemporaryDirectory(prefix="carton-unpacked-")
-    done = None
+    release = contextlib.ExitStack()  # after close: the worker's model directory (if any), then the work directory
+    release.callback(work.cleanup)
     try:
         source, info, args = _prepare(runner, _pack_source(path, runner), info, args, Path(work.name))
         model_dir = pack_model_dir(runner, source, Path(work.name))
         runner_model, done = loader.load_runner_model(runner, DirectoryModelFiles(model_dir), info.runner, options, device)
     except BaseException:
-        work.cleanup()
+        release.close()
         raise
-
-    def on_close() -> None:
-        try:
-            if done is not None:
-                done()
-        finally:
-            work.cleanup()
-
+    if done is not None:
+        release.callback(done)
     return BlockingCarton(
-        info, runner_model, runner=runner, device=getattr(runner_model, "device", device), source=str(path), on_close=on_close
+        info, runner_model, runner=runner, device=getattr(runner_model, "device", device), source=str(path), on_close=release.close
     )
 
 

@@ -16,6 +16,7 @@ import ctypes
 import json
 import json.encoder
 import json.scanner
+import math
 import mmap
 import os
 import select
@@ -317,15 +318,19 @@ class RegionPool:
 
     def take(self, nbytes: int) -> Region:
         """A free region of at least ``nbytes`` (made when none fits), now busy."""
+        region = self._pick(nbytes)
+        self._busy[region.rid] = region
+        return region
+
+    def _pick(self, nbytes: int) -> Region:
+        """The smallest free region of at least ``nbytes``, out of the free list (or a new one)."""
         best = None
         for region in self._free.values():
             if region.size >= nbytes and (best is None or region.size < best.size):
                 best = region
         if best is None:
-            best = self._new(nbytes)
-        else:
-            del self._free[best.rid]
-        self._busy[best.rid] = best
+            return self._new(nbytes)
+        del self._free[best.rid]
         return best
 
     def _new(self, nbytes: int) -> Region:
@@ -344,12 +349,8 @@ class RegionPool:
         """An array of ``shape`` and ``dtype`` in a region of its own, lent to the caller until the
         array (and every view of it) is gone; :func:`encode` sends it without a copy."""
         self.reclaim()
-        count = 1
-        for n in shape:
-            count *= n
-        nbytes = count * dtype.itemsize
-        region = self.take(max(1, nbytes))
-        del self._busy[region.rid]
+        count = math.prod(shape)
+        region = self._pick(max(1, count * dtype.itemsize))
         buf = (ctypes.c_char * region.size).from_buffer(region.mm)
         region.addr = ctypes.addressof(buf)
         self._lent[region.rid] = region
@@ -358,6 +359,8 @@ class RegionPool:
 
     def reclaim(self) -> None:
         """Lent regions whose arrays are gone become free (finalizers only append: any thread)."""
+        if not self._returned:
+            return
         while self._returned:
             region = self._lent.pop(self._returned.popleft(), None)
             if region is not None:
@@ -529,8 +532,7 @@ def encode(values: Any, pool: RegionPool, inline_max: int = INLINE_MAX) -> Encod
     except AttributeError:
         raise EncodeError("", f"expected a dict of name -> numpy array, not {type(values).__name__}") from None
     out = Encoded({}, [], [], [])
-    if pool._returned:
-        pool.reclaim()
+    pool.reclaim()
     try:
         _encode_into(out, items, pool, inline_max)
     except BaseException:

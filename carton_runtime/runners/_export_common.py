@@ -115,29 +115,39 @@ def _links() -> Path:
 @contextlib.contextmanager
 def pt2_path(path: Path) -> Iterator[Path]:
     """``path`` under a name ending in ``.pt2`` (torch's package loaders want the suffix; a cached
-    file has none): the path itself, else a symlink to it, made once per path and process and
-    reused (it resolves at each open, so it always names what ``path`` holds then), or, where
-    links fail, a copy for the block's duration."""
+    file has none): the path itself, else a symlink to it (:func:`_pt2_link`), or, where links
+    fail, a copy for the block's duration."""
     if path.suffix == ".pt2":
         yield path
         return
-    target = path.absolute()
+    link = _pt2_link(path)
+    if link is not None:
+        yield link
+        return
+    copy = _links() / f"{os.getpid()}-{next(_link_ids)}.pt2"
+    shutil.copyfile(path, copy)
+    try:
+        yield copy
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def _pt2_link(path: Path) -> Path | None:
+    """A ``.pt2``-named symlink to ``path``, made once per path and process and reused (it
+    resolves at each open, so it names what ``path`` holds then); None where links fail."""
+    target = str(path.absolute())
     with _link_lock:
-        link = _named.get(str(target))
-    if link is None or not link.is_symlink():
-        link = _links() / f"{os.getpid()}-{next(_link_ids)}.pt2"
-        try:
-            link.symlink_to(target)
-        except OSError:
-            shutil.copyfile(path, link)
-            try:
-                yield link
-            finally:
-                link.unlink(missing_ok=True)
-            return
-        with _link_lock:
-            _named[str(target)] = link
-    yield link
+        link = _named.get(target)
+    if link is not None and link.is_symlink():
+        return link
+    link = _links() / f"{os.getpid()}-{next(_link_ids)}.pt2"
+    try:
+        link.symlink_to(target)
+    except OSError:
+        return None
+    with _link_lock:
+        _named[target] = link
+    return link
 
 
 @dataclass

@@ -232,6 +232,22 @@ def test_input_array_through_the_api(echo_archive: Path) -> None:
         assert type(plain) is np.ndarray and plain.shape == (4,) and plain.dtype == np.int16
 
 
+def test_input_array_through_the_async_api(echo_archive: Path) -> None:
+    import asyncio
+
+    async def main() -> tuple[float, float]:
+        model = await carton.load(str(echo_archive), isolation="process")
+        try:
+            arr = model.input_array((100_000,), "float32")  # not awaitable: made at once
+            arr[:] = 3.0
+            out = await model.infer({"poke": arr})
+            return float(arr[0]), float(out["poke"][1])
+        finally:
+            model.close()
+
+    assert asyncio.run(main()) == (42.0, 3.0)  # the worker wrote into the caller's array: no copy
+
+
 def test_held_outputs_are_never_overwritten_by_later_calls(echo_worker: WorkerModel) -> None:
     held = [echo_worker.infer({"x": np.full(1 << 20, i, dtype=np.int32)})["x"] for i in range(5)]
     view = held[0][10:20]  # a view keeps the region busy too

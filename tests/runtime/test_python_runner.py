@@ -383,6 +383,15 @@ def test_load_timeout_stops_a_hanging_entrypoint(packed: str) -> None:
     assert err.value.code == "E-RUNTIME-ARG" and err.value.name == "load_timeout_s"
 
 
+def test_cli_load_timeout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from carton_format.cli import main as carton_main
+
+    packed = pack(code_dir(tmp_path), fn="slow_load")
+    assert carton_main(["run", "--load-timeout", "3", "--json", packed]) == 1
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["error"]["code"] == "E-RUNTIME-TIMEOUT" and "3 s" in reply["error"]["message"]
+
+
 def test_the_workers_python_is_checked_against_the_model(packed: str) -> None:
     """With an environment, the runner is chosen by name and the worker's handshake checks its
     Python version against the model's requirement (here an override no interpreter meets)."""
