@@ -4,8 +4,8 @@
 
   infer   per-call time for a small MLP (64 -> 128 -> 10, dynamic batch) at batch 1 and 32:
           direct (numpy -> torch.from_numpy -> module(x=...) -> .numpy(), under inference mode)
-          against ``carton_runtime.sync`` ``model.infer`` (spec check + conversion + the same
-          call).  Goal: <= 1.05x.
+          against ``carton_runtime.sync`` ``model.infer`` (spec check + conversion + the call:
+          the loader's ``boxed_run``, the module's ``forward``; bench/README says why).  Goal: <= 1.05x.
   load    ``aoti_load_package`` / ``torch.export.load(...).module()`` of the raw .pt2 file
           against ``carton_runtime.sync.load`` of the archive, warm (model already in the cache)
           and cold (an empty cache: extract + verify sha256).  Goal: <= 1.2x (warm).

@@ -4,7 +4,8 @@ native shared library for one target (spec FMT-AOTI-1..7).
 Contract: ``runner_name = "aotinductor"``, ``runner_compat_version = 1``, framework version = the
 installed torch (pack records ``=MAJOR.MINOR.PATCH`` by default: torch makes no cross-version
 promise for AOTI libraries), the package written by ``torch._inductor.aoti_compile_and_package``
-at ``model/model.pt2``, loaded with ``torch._inductor.aoti_load_package``.  Inputs and outputs
+at ``model/model.pt2``, loaded as ``torch._inductor.aoti_load_package`` loads it (its package
+loader, built directly: :func:`open_package`).  Inputs and outputs
 map by name as for ``torch_export`` (:mod:`._export_common`).
 
 Target: a package records ``AOTI_PLATFORM`` (``sys.platform``), ``AOTI_MACHINE``
@@ -91,8 +92,8 @@ def _runner_error(message: str) -> CartonRuntimeError:
     return CartonRuntimeError("E-RUNTIME-RUNNER", message)
 
 
-#: Package metadata read before, by (path, device, inode, size, mtime): a reload skips the zip.
-_metadata_memo: dict[tuple[str, int, int, int, int], dict[str, str]] = {}
+#: Package metadata read before, by (path, device, inode, size, mtime, ctime): a reload skips the zip.
+_metadata_memo: dict[tuple[str, int, int, int, int, int], dict[str, str]] = {}
 _MEMO_MAX = 64
 _memo_lock = threading.Lock()
 
@@ -100,7 +101,7 @@ _memo_lock = threading.Lock()
 def cached_package_metadata(path: Path, what: str) -> dict[str, str]:
     """:func:`package_metadata`, remembered per file identity (a changed file is read again)."""
     st = path.stat()
-    key = (str(path.absolute()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (str(path.absolute()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     with _memo_lock:
         meta = _metadata_memo.get(key)
     if meta is None:
@@ -126,6 +127,7 @@ def package_metadata(path: Path, what: str) -> dict[str, str]:
                 raise _runner_error(f"{what} is not an AOTInductor package (no compiled library in it)")
             with zf.open(metas[0]) as member:
                 raw = member.read(MAX_METADATA + 1)
+            version = _archive_version(zf, names, metas[0])
     except CartonRuntimeError:
         raise
     except (OSError, zipfile.BadZipFile, ValueError, RuntimeError, EOFError) as exc:
@@ -142,7 +144,30 @@ def package_metadata(path: Path, what: str) -> dict[str, str]:
     missing = [k for k in METADATA_KEYS if k not in meta]
     if missing:
         raise _runner_error(f"{what}: the package metadata lacks {', '.join(missing)}")
+    readable = _readable_archive_version()
+    if version is not None and readable is not None and version != readable:
+        raise _runner_error(f"{what}: the package's archive version is {version!r}; this torch reads version {readable!r}")
     return meta
+
+
+def _archive_version(zf: zipfile.ZipFile, names: list[str], metadata_member: str) -> str | None:
+    """The package's ``archive_version`` (beside ``data/`` under the package's top folder), or
+    None where it has none (torch then loads it as an older package)."""
+    top = metadata_member[: metadata_member.index("data/aotinductor/")]
+    name = f"{top}archive_version"
+    if name not in names:
+        return None
+    with zf.open(name) as member:
+        return member.read(64).decode("utf-8", "replace").strip()
+
+
+def _readable_archive_version() -> str | None:
+    """The archive version this torch's package loader requires (``aoti_load_package`` refuses another)."""
+    try:
+        from torch.export.pt2_archive.constants import ARCHIVE_VERSION_VALUE
+    except ImportError:
+        return None
+    return str(ARCHIVE_VERSION_VALUE)
 
 
 def _host_isa_missing(isa: str) -> list[str]:
@@ -273,8 +298,8 @@ class AOTInductorRunner(TorchRunnerBase):
     # -- loading ------------------------------------------------------------------------------
 
     def load(self, files: Any, *, device: DeviceSpec, opts: dict[str, Any] | None = None) -> "AOTIModel":
-        """Check the package's target, then ``aoti_load_package`` it."""
-        torch = import_torch()
+        """Check the package's target, then open its package loader."""
+        import_torch()
         _torch_common.apply_opts(opts or {}, _describe(files), runner=self.runner_name, logger=log)
         if declared_inputs(files) is None:
             raise _runner_error("an aotinductor archive must declare its inputs ([[input]] TensorSpecs): AOTI checks none of its inputs")
@@ -286,17 +311,31 @@ class AOTInductorRunner(TorchRunnerBase):
             problem = target_problem(meta, torch_device)
             if problem is not None:
                 raise CartonRuntimeError("E-RUNTIME-TARGET", f"model/{MODEL_FILE} cannot run here: {problem}")
+            index = torch_device.index if torch_device.type != "cpu" and torch_device.index is not None else -1
             try:
-                import torch._inductor
-
-                with warnings.catch_warnings(), quiet_torch_export():
-                    warnings.simplefilter("ignore")
-                    index = torch_device.index if torch_device.type != "cpu" and torch_device.index is not None else -1
-                    with pt2_path(Path(path)) as named:
-                        compiled = torch._inductor.aoti_load_package(str(named), device_index=index)
+                loader = open_package(Path(path), index)
             except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and friends
                 raise _runner_error(f"model/{MODEL_FILE} is not a loadable AOTInductor package: {_first_line(exc)}") from None
-        return AOTIModel(compiled, torch_device, output_names(files))
+        return AOTIModel(loader, torch_device, output_names(files))
+
+
+def open_package(path: Path, device_index: int) -> Any:
+    """The package's model ``model`` as torch's ``AOTIModelPackageLoader``, built directly:
+    what ``aoti_load_package`` ends in, without its first pass over the zip (listing every
+    member, reading the metadata again, loading every other model and program in the package),
+    whose checks :func:`package_metadata` and :func:`target_problem` made once already; half a
+    small package's load time.  Through ``aoti_load_package`` where torch lacks the class."""
+    import torch
+
+    loader_class = getattr(getattr(torch._C, "_aoti", None), "AOTIModelPackageLoader", None)
+    with warnings.catch_warnings(), quiet_torch_export():
+        warnings.simplefilter("ignore")
+        if loader_class is not None:
+            return loader_class(str(path), "model", False, 1, device_index)
+        import torch._inductor
+
+        with pt2_path(path) as named:
+            return torch._inductor.aoti_load_package(str(named), device_index=device_index).loader
 
 
 #: What a compiling child runs: load the saved program, compile it into the package path.
@@ -350,12 +389,11 @@ def _compile_here(program: Any, target: Path) -> Path:
 class AOTIModel:
     """A loaded package: inputs go to ``loader.boxed_run`` in the program's order."""
 
-    def __init__(self, compiled: Any, device: Any, names: list[str] | None) -> None:
+    def __init__(self, loader: Any, device: Any, names: list[str] | None) -> None:
         from torch.utils import _pytree as pytree
 
-        self.compiled = compiled
         self.device = device
-        self._loader = compiled.loader
+        self._loader = loader
         in_spec, out_spec = (pytree.treespec_loads(s) for s in self._loader.get_call_spec())
         args_spec, kwargs_spec = children(in_spec)
         if args_spec.num_leaves:
@@ -407,7 +445,6 @@ class AOTIModel:
     def close(self) -> None:
         """Drop the package; later inferences raise ``E-RUNTIME-CLOSED``."""
         self._loader = None
-        self.compiled = None
 
 
 __all__ = ["AOTIModel", "AOTInductorRunner", "package_metadata", "target_problem", "target_triple"]

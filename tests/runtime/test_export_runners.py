@@ -181,6 +181,36 @@ def test_export_infers_like_the_module_at_any_batch(export_archive: Path, progra
         assert results and all(r.passed for r in results)
 
 
+@pytest.mark.spec("FMT-EXPORT-2", "FMT-EXPORT-5")
+def test_the_direct_forward_keeps_the_programs_range_guards(tmp_path: Path) -> None:
+    """infer calls the unlifted module's forward (its hooks only re-check what the input check
+    did), yet a Dim's min/max still refuses a batch outside it, as calling the module does."""
+    from carton_runtime.runners.torch_export import direct_forward
+
+    dim = torch.export.Dim("batch", min=2, max=8)
+    ep = torch.export.export(Pair().eval(), (), {"x": torch.randn(3, 4)}, dynamic_shapes={"x": {0: dim}})
+    module = ep.module()
+    assert direct_forward(module, ep, ["x"]) is not None  # this torch: the fast path is taken
+    assert direct_forward(module, ep, ["y"]) is None  # names unlike the program's: the plain call
+    path = cs.pack(ep, output_path=tmp_path / "r.carton", inputs=[cf.TensorSpec("x", "float32", ["batch", 4])])
+    with cs.load(path) as model:
+        x = np.ones((4, 4), dtype=np.float32)
+        np.testing.assert_array_equal(model.infer({"x": x})["output_0"], x + 1)
+        refused = 0
+        for batch in (1, 2, 8, 9, 12):  # torch checks max=8 at the call (and not min=2: it lets 1 through)
+            ones = np.ones((batch, 4), dtype=np.float32)
+            try:
+                expected = module(x=torch.from_numpy(ones))[0].numpy()
+            except Exception as direct:  # noqa: BLE001 - whatever the guard raises
+                error = _code(lambda ones=ones: model.infer({"x": ones}))
+                assert error.code == "E-RUNTIME-INFER" and type(direct).__name__ in str(error), str(error)
+                refused += 1
+            else:
+                np.testing.assert_array_equal(model.infer({"x": ones})["output_0"], expected)
+        assert refused == 2
+        np.testing.assert_array_equal(model.infer({"x": x})["output_0"], x + 1)  # still usable
+
+
 @pytest.mark.spec("FMT-EXPORT-2")
 def test_tuple_outputs_take_the_declared_names(tmp_path: Path) -> None:
     ep = _export(Pair(), x=torch.randn(2, 4))
@@ -308,7 +338,7 @@ def _archive_with(tmp_path: Path, runner: str, data: bytes, name: str = "bad.car
 
 
 @pytest.mark.slow  # uses the session's AOTI compile
-@pytest.mark.spec("FMT-EXPORT-6")
+@pytest.mark.spec("FMT-EXPORT-6", "FMT-AOTI-1")
 def test_hostile_or_truncated_programs_are_coded_errors(tmp_path: Path, export_archive: Path, aoti_package: Path) -> None:
     with cf.read(export_archive) as archive, archive.open("model/model.pt2") as src:
         real = src.read()
@@ -320,6 +350,10 @@ def test_hostile_or_truncated_programs_are_coded_errors(tmp_path: Path, export_a
     with zipfile.ZipFile(aoti_package) as src_zip, zipfile.ZipFile(no_meta, "w") as out:
         for item in src_zip.infolist():
             out.writestr(item, b"{not json" if item.filename.endswith("_metadata.json") else src_zip.read(item))
+    newer = tmp_path / "newer.pt2"
+    with zipfile.ZipFile(aoti_package) as src_zip, zipfile.ZipFile(newer, "w") as out:
+        for item in src_zip.infolist():
+            out.writestr(item, b"9" if item.filename.endswith("/archive_version") else src_zip.read(item))
     cases = {
         ("torch_export", "truncated"): real[: len(real) // 2],
         ("torch_export", "empty"): b"",
@@ -328,11 +362,14 @@ def test_hostile_or_truncated_programs_are_coded_errors(tmp_path: Path, export_a
         ("aotinductor", "an-export-file"): real,
         ("aotinductor", "garbage-library"): garbage_so.read_bytes(),
         ("aotinductor", "bad-metadata"): no_meta.read_bytes(),
+        ("aotinductor", "newer-archive-version"): newer.read_bytes(),  # aoti_load_package refuses it: so do we
     }
     for (runner, name), data in cases.items():
         archive = _archive_with(tmp_path, runner, data, f"{runner}-{name}.carton")
         error = _code(lambda: cs.load(archive))  # noqa: B023 - called at once
         assert error.code == "E-RUNTIME-RUNNER", (runner, name, str(error))
+        if name == "newer-archive-version":
+            assert "archive version is '9'" in str(error), str(error)
 
 
 # -- aotinductor ---------------------------------------------------------------------------------
