@@ -103,6 +103,8 @@ def _skeleton(data: bytes, max_tokens: int | None = None) -> bytes:
 
 
 _DEPTH_CHUNK = 1 << 18
+#: Up to this many brackets the walk is a Python loop (a few microseconds), beyond it numpy.
+_DEPTH_LOOP_MAX = 512
 
 
 def _max_depth(brackets: bytes) -> int:
@@ -113,6 +115,15 @@ def _max_depth(brackets: bytes) -> int:
     with 0), so numpy computes it in chunks: ~50x faster than a Python loop over millions of
     ``[[input]]`` brackets, in bounded memory.
     """
+    if len(brackets) <= _DEPTH_LOOP_MAX:  # a usual document: a loop costs less than numpy's set-up
+        best = level = 0
+        for byte in brackets:
+            if byte & 2:  # [ or {
+                level += 1
+                best = max(best, level)
+            elif level:
+                level -= 1
+        return best
     best = level = low = 0
     for start in range(0, len(brackets), _DEPTH_CHUNK):
         chunk = np.frombuffer(brackets, np.uint8, count=min(_DEPTH_CHUNK, len(brackets) - start), offset=start)

@@ -35,6 +35,26 @@ def _kv(text: str, what: str) -> tuple[str, str]:
     return key, value
 
 
+def _kv_type(what: str) -> Any:
+    """An argparse ``type`` for NAME=VALUE options (a malformed one is a usage error, exit 2)."""
+
+    def parse(text: str) -> tuple[str, str]:
+        return _kv(text, what)
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """``--call-timeout`` / ``--load-timeout``: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
+
+
 def _opt_value(text: str) -> Any:
     """Runner option values: int, float, true/false, else str."""
     low = text.lower()
@@ -170,26 +190,33 @@ def _output_exists(output: str) -> cf.CartonFormatError:
 
 
 def _pack_framework_version(runner: str | None) -> str | None:
-    """Without --framework-version: torchscript's default here, None (pack's per-runner default) for
-    the runners pack can pick from MODEL, ``*`` for any other runner."""
+    """Without --framework-version: torchscript's default here (``*`` without torch); None (pack's
+    default, the runner's: what the API records, ``=3.11`` for python) for the runners pack can
+    pick from MODEL and every installed runner; ``*`` for a runner not installed here."""
+    from .registry import find_runner_by_name
+
     if runner == "torchscript":
         return _default_framework_version()
-    return None if runner in (None, "torch_export", "aotinductor") else "*"
+    if runner in (None, "torch_export", "aotinductor") or find_runner_by_name(runner) is not None:
+        return None
+    return "*"
+
+
+def _read_description(path: str) -> str:
+    try:
+        return Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"--description-file: cannot read {path}: {what}") from None
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
     from .pack import pack
 
-    opts = dict(_kv(o, "--opt") for o in args.opt) if args.opt else None
-    if opts:
-        opts = {k: _opt_value(v) for k, v in opts.items()}
-    misc = {}
-    for item in args.misc or []:
-        name, value = _kv(item, "--misc")
-        misc[name] = Path(value[1:] if value.startswith("@") else value)
+    opts = {k: _opt_value(v) for k, v in args.opt} if args.opt else None
+    misc = {name: Path(value[1:] if value.startswith("@") else value) for name, value in args.misc or []}
     links: dict[str, list[str]] = {}
-    for item in args.link or []:
-        sha, url = _kv(item, "--link")
+    for sha, url in args.link or []:
         links.setdefault(sha, []).append(url)
     inputs = [_parse_spec(text, "--input") for text in args.input_spec or []] or None
     outputs = [_parse_spec(text, "--output-spec") for text in args.output_spec or []] or None
@@ -207,7 +234,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
             opts,
             model_name=args.name,
             short_description=args.short_description,
-            model_description=Path(args.description_file).read_text() if args.description_file else args.description,
+            model_description=_read_description(args.description_file) if args.description_file else args.description,
             license=args.license,
             repository=args.repository,
             homepage=args.homepage,
@@ -228,9 +255,28 @@ def cmd_pack(args: argparse.Namespace) -> int:
             raise _output_exists(output) from None
         raise
     with cf.read(path, verify_hashes=False) as archive:
-        print(f"packed {path} ({Path(path).stat().st_size} bytes), manifest sha256 {archive.manifest_sha256}")
-    if self_tests and not args.no_self_test_check:
-        print(f"{len(self_tests)} self test(s) passed on the packed model")
+        manifest_sha256, runner = archive.manifest_sha256, archive.info.runner
+    size = Path(path).stat().st_size
+    checked = len(self_tests) if self_tests and not args.no_self_test_check else 0
+    if args.json:
+        _print_json(
+            {
+                "ok": True,
+                "path": str(path),
+                "size": size,
+                "manifest_sha256": manifest_sha256,
+                "runner": {
+                    "runner_name": runner.runner_name,
+                    "required_framework_version": runner.required_framework_version,
+                    "runner_compat_version": runner.runner_compat_version,
+                },
+                "self_tests_passed": checked,
+            }
+        )
+        return EXIT_OK
+    print(f"packed {path} ({size} bytes), manifest sha256 {manifest_sha256}")
+    if checked:
+        print(f"{checked} self test(s) passed on the packed model")
     return EXIT_OK
 
 
@@ -505,6 +551,8 @@ def _wrap(func: Any) -> Any:
             if getattr(args, "json", False):  # the same error, machine-readable where the result would have gone
                 print(json.dumps({"ok": False, "error": exc.to_finding().to_dict()}, indent=2))
             return EXIT_FAIL
+        except BrokenPipeError:
+            raise  # stdout closed early (carton ... | head): the entry point ends quietly
         except OSError as exc:
             if args.command != "cache":
                 raise
@@ -525,11 +573,11 @@ def _load_options(p: argparse.ArgumentParser) -> None:
         help="process: run the model in a worker process of its own (default: CARTON_ISOLATION, the config file's isolation key, else inprocess)",
     )
     p.add_argument(
-        "--call-timeout", type=float, default=None, metavar="SECONDS",
+        "--call-timeout", type=_seconds, default=None, metavar="SECONDS",
         help="out of process: an inference taking longer stops the worker (E-RUNTIME-TIMEOUT); default: no limit",
     )
     p.add_argument(
-        "--load-timeout", type=float, default=None, metavar="SECONDS",
+        "--load-timeout", type=_seconds, default=None, metavar="SECONDS",
         help="out of process: the worker's start and the model's load taking longer stop it (E-RUNTIME-TIMEOUT); default: no limit",
     )
     p.add_argument(
@@ -554,9 +602,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("-o", "--output", help="output archive (default: MODEL with the .carton suffix)")
     p.add_argument("--runner", default=None, help="runner_name (default: from MODEL: torchscript, torch_export or aotinductor)")
-    p.add_argument("--framework-version", help="required_framework_version, e.g. '=2.13' (default: the installed torch major.minor)")
+    p.add_argument(
+        "--framework-version",
+        help="required_framework_version, e.g. '=2.13' (default: the runner's: the installed torch major.minor; python: this Python's, e.g. '=3.11')",
+    )
     p.add_argument("--compat-version", type=int, default=None, help="runner_compat_version (default: the runner's)")
-    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="runner option, e.g. num_threads=4 (repeatable)")
+    p.add_argument("--opt", action="append", type=_kv_type("--opt"), metavar="KEY=VALUE", help="runner option, e.g. num_threads=4 (repeatable)")
     p.add_argument("--name", help="model_name")
     p.add_argument("--short-description")
     p.add_argument("--description", help="model_description (markdown)")
@@ -565,9 +616,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--repository")
     p.add_argument("--homepage")
     p.add_argument("--platform", action="append", metavar="TRIPLE", help="required platform target triple (repeatable)")
-    p.add_argument("--misc", action="append", metavar="NAME=@FILE", help="add a misc file (repeatable)")
+    p.add_argument("--misc", action="append", type=_kv_type("--misc"), metavar="NAME=@FILE", help="add a misc file (repeatable)")
     p.add_argument(
-        "--link", action="append", metavar="SHA256=URL", help="leave the model file with this sha256 out of the zip, fetched from URL (repeatable)"
+        "--link", action="append", type=_kv_type("--link"), metavar="SHA256=URL",
+        help="leave the model file with this sha256 out of the zip, fetched from URL (repeatable)",
     )
     p.add_argument("--compression", choices=("stored", "zstd", "deflate"), default="stored")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -589,6 +641,7 @@ def register(subparsers: Any) -> None:
         help="add an example; sides as for --self-test, plus NAME=@FILE for a misc value such as an image (repeatable)",
     )
     p.add_argument("--no-self-test-check", action="store_true", help="do not run the self tests before writing the archive")
+    p.add_argument("--json", action="store_true", help="machine-readable result (no progress bars)")
     _progress_option(p)
     p.set_defaults(func=_wrap(cmd_pack))
 

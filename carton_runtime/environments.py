@@ -5,9 +5,17 @@ A model that needs packages (the ``python`` runner's ``requirements.txt``) or an
 version (a torch runner in a worker with its own torch) runs in an environment of its own under
 ``<runner data dir>/envs/<key>`` (:func:`carton_runtime.config.load_config`), where ``key`` is a
 sha256 over what decides its content: the interpreter's identity (path, implementation, version,
-machine), the normalised requirement lines (sorted), our own runtime dependencies pinned to the
-versions installed here, and where our packages live.  Same inputs, same directory: a second
-load builds nothing.
+machine), the normalised requirement lines (sorted), the sha256 of the local files and
+directories they name (wheels, sdists, project directories, ``--find-links`` directories,
+included ``-r`` / ``-c`` files: a rebuilt wheel is another environment), our own runtime
+dependencies pinned to the versions installed here, and where our packages live.  Same inputs,
+same directory: a second load builds nothing.
+
+Relative paths in the requirements resolve against the directory holding ``requirements.txt``
+(the model directory), as for ``pip install -r requirements.txt`` run there, so a code directory
+shipping its own wheels installs offline; they are made absolute before the installer sees them
+(:func:`resolve_local`), because its commands run in a private empty directory (a module planted
+in a shared working directory such as /tmp would be imported by ``python -m pip``).
 
 Building (under a file lock ``<key>.lock``, so two processes never build the same environment):
 a ``.<key>.tmp-*`` directory next to it gets a venv (``uv venv`` when ``uv`` is on PATH, else
@@ -31,6 +39,7 @@ import logging
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -237,6 +246,322 @@ def pep440_specifier(requirement: str) -> str:
     return ",".join(specs)
 
 
+# -- local files the requirements name -------------------------------------------------------------
+
+#: Bounds of the local content an environment's key hashes (files and bytes in all, and how deep
+#: ``-r`` / ``-c`` files may include others): E-RUNTIME-ENV beyond them.
+LOCAL_MAX_FILES = 50_000
+LOCAL_MAX_BYTES = 8 << 30
+INCLUDE_MAX_DEPTH = 8
+#: What imports and builds write into a project directory: not part of its content.
+_SKIPPED_DIRS = ("__pycache__", ".git", ".hg", ".svn")
+_ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tar", ".zip")
+#: Options whose value may be a local path, and what it names there.
+_PATH_OPTIONS = {
+    "-r": "requirement", "--requirement": "requirement", "-c": "constraint", "--constraint": "constraint",
+    "-f": "find-links", "--find-links": "find-links", "-e": "editable", "--editable": "editable",
+    "-i": "index", "--index-url": "index", "--extra-index-url": "index",
+}  # fmt: skip
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_NAMED_URL = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?)\s*@\s*(?P<url>[^\s;]+)(?P<rest>.*)$")
+_EXTRAS = re.compile(r"^(?P<path>.*?)(?P<extras>\[[^\]]*\])$")
+_ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")  # what pip and uv expand in requirements files
+
+
+@dataclass(frozen=True)
+class LocalRequirements:
+    """Requirement lines as the installer gets them (local paths made absolute, ``-r`` files
+    inlined, so they mean the same whatever its working directory) and the sha256 of each local
+    file or directory they name: ``(reference, digest)``, the reference relative to the base
+    directory when inside it (so a model directory keys the same wherever it is unpacked)."""
+
+    lines: tuple[str, ...]
+    digests: tuple[tuple[str, str], ...]
+
+
+class _Resolver:
+    """One pass over a requirements file and the files it includes (see :func:`resolve_local`)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.digests: dict[str, str] = {}
+        self.files = 0
+        self.bytes = 0
+        self.stack: list[Path] = []
+
+    # -- paths
+
+    def local_path(self, value: str, here: Path, *, prefer_here: bool = False) -> Path | None:
+        """The absolute path a value names (a path, or a ``file:`` URL), relative to ``here``;
+        None for a remote URL.  ``prefer_here``: relative to ``here`` when it exists there,
+        else to the base directory (pip's rule for ``--find-links``)."""
+        if value.lower().startswith("file:"):
+            from urllib.parse import unquote, urlsplit
+
+            parts = urlsplit(value)
+            if parts.netloc not in ("", "localhost"):
+                return None
+            value = unquote(parts.path)
+            if value.startswith("//"):  # file:////x: an empty host, then //x, which is /x
+                value = value[1:]
+        elif _URL_SCHEME.match(value) or not value:
+            return None
+        path = Path(value)
+        if path.is_absolute():
+            return Path(os.path.normpath(path))
+        if prefer_here and not (here / path).exists():
+            here = self.base
+        return Path(os.path.normpath(here / path))
+
+    def reference(self, path: Path) -> str:
+        return path.relative_to(self.base).as_posix() if path.is_relative_to(self.base) else path.as_posix()
+
+    # -- content
+
+    def record(self, path: Path) -> None:
+        """Add ``path``'s content digest (a file, a directory tree, or ``missing``)."""
+        ref = self.reference(path)
+        if ref in self.digests:
+            return
+        if path.is_file():
+            self.digests[ref] = self._file_digest(path, ref)
+        elif path.is_dir():
+            self.digests[ref] = self._tree_digest(path, ref)
+        else:
+            self.digests[ref] = "missing"
+
+    def _count(self, path: Path, size: int, ref: str) -> None:
+        self.files += 1
+        self.bytes += size
+        if self.files > LOCAL_MAX_FILES or self.bytes > LOCAL_MAX_BYTES:
+            raise _env_error(
+                f"the requirements name local files ({ref}) beyond what an environment's key hashes ({LOCAL_MAX_FILES} files, "
+                f"{LOCAL_MAX_BYTES >> 30} GiB in all; at {path}): point them at smaller directories, or serve the packages from an index"
+            )
+
+    def _file_digest(self, path: Path, ref: str) -> str:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise _env_error(f"cannot read {path} (named by the requirements): {exc.strerror or exc}") from None
+        self._count(path, st.st_size, ref)
+        return _file_sha256(path, st)
+
+    def _tree_digest(self, root: Path, ref: str) -> str:
+        digest = hashlib.sha256(b"carton-tree-1\n")
+        for dirpath, dirnames, filenames in os.walk(root):
+            here = Path(dirpath)
+            kept = []
+            for name in sorted(dirnames):
+                if name in _SKIPPED_DIRS or name.endswith(".egg-info"):
+                    continue
+                if (here / name).is_symlink():  # not followed: its target names it
+                    digest.update(f"L {(here / name).relative_to(root).as_posix()} {os.readlink(here / name)}\n".encode())
+                    continue
+                kept.append(name)
+            dirnames[:] = kept
+            for name in sorted(filenames):
+                path = here / name
+                if name.endswith(".pyc"):
+                    continue
+                rel = path.relative_to(root).as_posix()
+                if not path.is_file():  # a dangling link, a socket
+                    digest.update(f"O {rel}\n".encode())
+                    continue
+                digest.update(f"F {rel} {self._file_digest(path, ref)}\n".encode())
+        return digest.hexdigest()
+
+    # -- lines
+
+    def resolve(self, lines: Sequence[str], here: Path, out: list[str] | None) -> None:
+        """Append ``lines`` (of a file in ``here``) to ``out`` with local paths made absolute,
+        recording what they name; ``out`` None: record only (a constraints file)."""
+        for line in lines:
+            expanded = _ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), line)
+            args, options = _split_requirement_line(expanded)
+            new_args = self._requirement(args) if args else None
+            new_options = self._options(options, here, out) if options else None
+            if out is None or (new_args is None and new_options is None):
+                if out is not None:
+                    out.append(line)  # as written (an unexpanded ${TOKEN} stays out of our files)
+                continue
+            parts = [new_args if new_args is not None else args, new_options if new_options is not None else options]
+            joined = " ".join(p for p in parts if p)
+            if joined:
+                out.append(joined)
+
+    def _requirement(self, args: str) -> str | None:
+        """A requirement with its local path or ``file:`` URL made absolute, None if it has none."""
+        named = _NAMED_URL.match(args)
+        if named:
+            path = self._url_or_path(named.group("url"))
+            return None if path is None else f"{named.group('name').rstrip()} @ {path}{named.group('rest')}"
+        if args.lower().startswith("file:"):
+            location, _, rest = args.partition(" ")
+            path = self._url_or_path(location)
+            return None if path is None else f"{path} {rest}".rstrip()
+        if _URL_SCHEME.match(args):
+            return None
+        head = args.split(";", 1)[0].rstrip()
+        extras = _EXTRAS.match(head)
+        value = extras.group("path") if extras else head
+        if not ("/" in value or value.startswith(".") or (value.endswith(_ARCHIVE_SUFFIXES) and (self.base / value).is_file())):
+            return None  # a name (pip's rule: a path has a slash or starts with a dot, or is an archive that exists)
+        path = self.local_path(value, self.base)
+        assert path is not None
+        self.record(path)
+        return str(path) + args[len(value) :]
+
+    def _url_or_path(self, location: str) -> str | None:
+        """A ``file:`` URL (or, as uv allows after ``@``, a path) as an absolute ``file://`` URL."""
+        if _URL_SCHEME.match(location) and not location.lower().startswith("file:"):
+            return None
+        url, hash_sep, fragment = location.partition("#")
+        path = self.local_path(url, self.base)
+        if path is None:
+            return None
+        self.record(path)
+        return path.as_uri() + hash_sep + fragment
+
+    def _options(self, options: str, here: Path, out: list[str] | None) -> str | None:
+        """An options part with local path values made absolute (``-r`` files inlined into
+        ``out``), None if it has no local path."""
+        try:
+            tokens = shlex.split(options)
+        except ValueError:
+            return None  # unbalanced quotes: the installer says what is wrong
+        result: list[str] = []
+        changed = False
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            name, value, attached = _option_value(token)
+            i += 1
+            kind = _PATH_OPTIONS.get(name)
+            if kind is None:
+                result.append(token)
+                continue
+            if value is None:
+                if i >= len(tokens):
+                    result.append(token)
+                    continue
+                value, i = tokens[i], i + 1
+            new_value = self._option_path(kind, value, here, out)
+            if new_value is None:
+                result.extend([token] if attached else [token, value])
+                continue
+            changed = True
+            if new_value == "":  # an inlined -r file
+                continue
+            result.extend([f"{name}={new_value}" if name.startswith("--") else name + new_value] if attached else [name, new_value])
+        if not changed:
+            return None
+        return shlex.join(result)
+
+    def _option_path(self, kind: str, value: str, here: Path, out: list[str] | None) -> str | None:
+        """The absolute value for one path option ("" when a ``-r`` file was inlined), None if remote."""
+        if kind == "editable":
+            head = _EXTRAS.match(value)
+            path_text, extras = (head.group("path"), head.group("extras")) if head else (value, "")
+            path = self.local_path(path_text, self.base)  # pip: relative to its working directory, in any file
+            if path is None:
+                return None  # git+https://..., a VCS URL
+            self.record(path)
+            return str(path) + extras
+        path = self.local_path(value, here, prefer_here=kind == "find-links")
+        if path is None:
+            return None
+        self.record(path)
+        if kind in ("requirement", "constraint") and path.is_file():
+            self._include(path, out if kind == "requirement" else None)
+            return "" if kind == "requirement" and out is not None else str(path)
+        return str(path)
+
+    def _include(self, path: Path, out: list[str] | None) -> None:
+        """Read an included file: a requirements file's lines go into ``out`` (pip resolves their
+        path requirements against the base directory, their options against the file's own)."""
+        real = path.resolve()
+        if real in self.stack:
+            raise _env_error(f"the requirements include {path} from itself (through {' -> '.join(p.name for p in self.stack)})")
+        if len(self.stack) >= INCLUDE_MAX_DEPTH:
+            raise _env_error(f"the requirements include files more than {INCLUDE_MAX_DEPTH} deep (at {path})")
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _env_error(f"cannot read {path} (included by the requirements): {exc}") from None
+        self.stack.append(real)
+        try:
+            self.resolve(normalize_requirements(text), path.parent, out)
+        finally:
+            self.stack.pop()
+
+
+def _split_requirement_line(line: str) -> tuple[str, str]:
+    """(requirement, options) as pip splits a line: the options start at the first word
+    beginning with ``-``."""
+    words = line.split(" ")
+    for i, word in enumerate(words):
+        if word.startswith("-"):
+            return " ".join(words[:i]), " ".join(words[i:])
+    return line, ""
+
+
+def _option_value(token: str) -> tuple[str, str | None, bool]:
+    """(option name, its attached value or None, whether it was attached) of one token:
+    ``--find-links=x``, ``-fx``, ``--find-links``."""
+    if token.startswith("--"):
+        name, eq, value = token.partition("=")
+        return (name, value, True) if eq else (name, None, False)
+    if token.startswith("-") and len(token) > 2 and token[:2] in _PATH_OPTIONS:
+        return token[:2], token[2:], True
+    return token, None, False
+
+
+_digest_memo: dict[tuple[int, ...], str] = {}
+_digest_memo_lock = threading.Lock()
+
+
+def _file_sha256(path: Path, st: os.stat_result) -> str:
+    """sha256 of a file, remembered per file identity (device, inode, size, times) in this process."""
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _digest_memo_lock:
+        known = _digest_memo.get(identity)
+    if known is not None:
+        return known
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise _env_error(f"cannot read {path} (named by the requirements): {exc.strerror or exc}") from None
+    with _digest_memo_lock:
+        if len(_digest_memo) > 4096:
+            _digest_memo.clear()
+        _digest_memo[identity] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def _working_dir() -> Path:
+    try:
+        return Path.cwd()
+    except OSError:  # removed under us: pip could resolve nothing relative there either
+        return Path(os.sep)
+
+
+def resolve_local(requirements: Sequence[str], base: Path) -> LocalRequirements:
+    """Requirement lines whose local paths resolve against ``base`` (the directory holding the
+    requirements file), as ``pip install -r requirements.txt`` run there: wheels, sdists and
+    project directories (``./wheels/x.whl``, ``-e ./src``), ``file:`` URLs, ``--find-links``,
+    ``--index-url`` directories and ``-r`` / ``-c`` files (relative to the file naming them).
+    Remote requirements stay as written and add no digest."""
+    base = Path(os.path.abspath(base))
+    resolver = _Resolver(base)
+    lines: list[str] = []
+    resolver.resolve(normalize_requirements(list(requirements)), base, lines)
+    return LocalRequirements(tuple(lines), tuple(sorted(resolver.digests.items())))
+
+
 # -- building -------------------------------------------------------------------------------------
 
 
@@ -245,9 +570,12 @@ def envs_root() -> Path:
     return load_config().runner_data_dir / "envs"
 
 
-def environment_key(interpreter: Interpreter, requirements: Sequence[str], find_links: Sequence[str] = ()) -> str:
-    """The sha256 naming the environment for these inputs (see the module docstring)."""
-    document = {
+def environment_key(
+    interpreter: Interpreter, requirements: Sequence[str], find_links: Sequence[str] = (), local: Sequence[tuple[str, str]] = ()
+) -> str:
+    """The sha256 naming the environment for these inputs (see the module docstring); ``local``:
+    the digests of the local files the requirements name (:attr:`LocalRequirements.digests`)."""
+    document: dict[str, Any] = {
         "layout": LAYOUT_VERSION,
         "interpreter": interpreter.identity(),
         "requirements": list(normalize_requirements(list(requirements))),
@@ -255,6 +583,8 @@ def environment_key(interpreter: Interpreter, requirements: Sequence[str], find_
         "packages": our_package_dirs(),
         "find_links": sorted(Path(d).name for d in find_links),  # content-addressed directories: their names say it all
     }
+    if local:  # only then: requirements naming nothing local keep the keys they always had
+        document["local"] = sorted([str(ref), str(digest)] for ref, digest in local)
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -276,15 +606,21 @@ def ensure_environment(
     find_links: Sequence[str] = (),
     root: Path | None = None,
     purpose: str = "",
+    base_dir: Path | None = None,
 ) -> Environment:
     """The environment for ``requirements`` (plus our runtime dependencies) on ``interpreter``
     (default: this one), built if it is not there yet.  ``find_links``: local directories of
     wheels pip may use, each named by the sha256 of its content (a model's bundled wheels,
-    ``.carton/bundled_wheels/<sha256>/``): the key uses their names, not where they are.  ``purpose`` names it in log lines."""
+    ``.carton/bundled_wheels/<sha256>/``): the key uses their names, not where they are.
+    ``base_dir``: what relative paths in the requirements are relative to (the directory holding
+    the requirements file; default: the working directory, as for pip), see
+    :func:`resolve_local`; the key adds the content of the local files they name, not where
+    they are.  ``purpose`` names it in log lines."""
     interpreter = interpreter or host_interpreter()
     reqs = normalize_requirements(list(requirements))
+    local = resolve_local(reqs, Path(base_dir) if base_dir is not None else _working_dir())
     base = Path(root) if root is not None else envs_root()
-    key = environment_key(interpreter, reqs, find_links)
+    key = environment_key(interpreter, reqs, find_links, local.digests)
     dest = base / key
     if is_ready(dest):
         log.debug("runner environment %s is ready (%s)", dest, purpose or "no purpose given")
@@ -300,7 +636,7 @@ def ensure_environment(
         with lock.acquire(timeout=LOCK_TIMEOUT_S):
             if is_ready(dest):  # another process built it while we waited
                 return Environment(dest, str(venv_python(dest)), key, created=False)
-            _build(dest, interpreter, reqs, find_links, purpose)
+            _build(dest, interpreter, reqs, local, find_links, purpose)
     except Timeout:
         raise _env_error(f"waited {LOCK_TIMEOUT_S:.0f} s for another process building {dest}; remove {lock.lock_file} if none is") from None
     return Environment(dest, str(venv_python(dest)), key, created=True)
@@ -318,7 +654,9 @@ def _remove(path: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _build(dest: Path, interpreter: Interpreter, reqs: tuple[str, ...], find_links: Sequence[str], purpose: str) -> None:
+def _build(
+    dest: Path, interpreter: Interpreter, reqs: tuple[str, ...], local: LocalRequirements, find_links: Sequence[str], purpose: str
+) -> None:
     if dest.exists():
         log.warning("runner environment %s is incomplete (no %s: a build was interrupted); building it again", dest, MARKER)
         _remove(dest)
@@ -332,7 +670,7 @@ def _build(dest: Path, interpreter: Interpreter, reqs: tuple[str, ...], find_lin
     try:
         with progress.phase("environment"), _Installer(log_path, f"env {dest.name[:12]}") as installer:
             installer.create_venv(interpreter, tmp)
-            installer.install(tmp, reqs + runtime_requirements(), find_links)
+            installer.install(tmp, local.lines + runtime_requirements(), find_links)
             _add_shim(tmp)
             installer.check_imports(tmp)
         tmp.rename(dest)
@@ -341,6 +679,7 @@ def _build(dest: Path, interpreter: Interpreter, reqs: tuple[str, ...], find_lin
             "key": dest.name,
             "interpreter": interpreter.identity(),
             "requirements": list(reqs),
+            "local": [list(item) for item in local.digests],
             "runtime": list(runtime_requirements()),
             "created": time.time(),
         }
@@ -615,6 +954,7 @@ __all__ = [
     "TORCH_RUNNERS",
     "Environment",
     "Interpreter",
+    "LocalRequirements",
     "WorkerEnvironment",
     "ensure_environment",
     "environment_key",
@@ -625,6 +965,7 @@ __all__ = [
     "normalize_requirements",
     "pep440_specifier",
     "resolve_interpreter",
+    "resolve_local",
     "runtime_requirements",
     "shared_shim",
     "torch_requirement",

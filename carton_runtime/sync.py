@@ -43,7 +43,8 @@ def load(
     or the config file's ``isolation`` key, else in process.  ``environment`` (not None: out of
     process, in an environment provisioned for the runner's framework version).
     ``call_timeout_s``: out of process, an inference taking longer is ``E-RUNTIME-TIMEOUT`` (the
-    worker is stopped); ``load_timeout_s`` likewise limits the worker's start and the model's load.
+    worker is stopped); ``load_timeout_s`` likewise limits the worker's start and the model's load;
+    in process either is ``E-RUNTIME-ARG`` (nothing could stop the call).
     ``storage_options``: for an fsspec URL (``s3://``, ``gs://``, ...), the file system's options
     (credentials, endpoint; default: fsspec's configuration).  ``require_signature``: a trust root
     (a PEM public key or CA certificates path, or a mapping; False: off; None: ``CARTON_REQUIRE_SIGNATURE``

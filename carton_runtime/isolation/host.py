@@ -22,10 +22,13 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -100,6 +103,10 @@ class _Output:
         return text
 
 
+#: What a worker whose interpreter lacks a module prints last before it exits.
+_MISSING_MODULE = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+
+
 def _exit_status(code: int | None) -> str:
     if code is None:
         return "still running"
@@ -108,13 +115,22 @@ def _exit_status(code: int | None) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        hint = " (the out-of-memory killer?)" if -code == signal.SIGKILL else ""
+        hint = " (kill -9 from outside, or the out-of-memory killer?)" if -code == signal.SIGKILL else ""
         return f"killed by {name}{hint}, exit status {code}"
     return f"exited with status {code}"
 
 
-def _shutdown(proc: subprocess.Popen, sock: socket.socket, grace_s: float) -> None:
-    """Stop a worker: closing the socket makes it exit; after ``grace_s`` it is killed; always reaped."""
+def _shutdown(proc: subprocess.Popen, sock: socket.socket, grace_s: float, temp_dir: str | None = None) -> None:
+    """Stop a worker: closing the socket makes it exit; after ``grace_s`` it is killed; always
+    reaped; then its private temporary directory goes, with what a worker that died left there."""
+    try:
+        _stop_process(proc, sock, grace_s)
+    finally:
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _stop_process(proc: subprocess.Popen, sock: socket.socket, grace_s: float) -> None:
     try:
         sock.close()
     except OSError:
@@ -159,7 +175,10 @@ class WorkerModel:
     worker's, ``device`` what the runner model reported there (a string), and
     ``runner_name``, ``framework_version``, ``runner_compat_version`` what its runner says."""
 
-    def __init__(self, proc: subprocess.Popen, sock: socket.socket, output: _Output, *, call_timeout_s: float | None, label: str) -> None:
+    def __init__(
+        self, proc: subprocess.Popen, sock: socket.socket, output: _Output, *, call_timeout_s: float | None, label: str,
+        temp_dir: str | None = None,
+    ) -> None:
         self._proc = proc
         self._sock = sock
         self._chan = Channel(sock, default_spin_s())
@@ -171,13 +190,14 @@ class WorkerModel:
         self._released: collections.deque[int] = collections.deque()
         self._gone: str | None = None  # why the worker cannot be used any more
         self.pid = proc.pid
+        self.python = str(proc.args[0]) if isinstance(proc.args, (list, tuple)) and proc.args else "python"
         self.label = label
         self.device: str | None = None
         self.runner_name: str | None = None
         self.framework_version: str | None = None
         self.runner_compat_version: int | None = None
         self.python: str | None = None
-        self._finalizer = weakref.finalize(self, _shutdown, proc, sock, CLOSE_GRACE_S)
+        self._finalizer = weakref.finalize(self, _shutdown, proc, sock, CLOSE_GRACE_S, temp_dir)
 
     def __repr__(self) -> str:
         return f"<WorkerModel {self.label} pid={self.pid}{' (gone)' if self._gone else ''}>"
@@ -236,11 +256,20 @@ class WorkerModel:
                 self._proc.kill()
                 self._proc.wait()
             status = _exit_status(self._proc.returncode)
-            self._gone = f"it died during {what} ({status})"
+            self._gone = f"it died before or during {what} ({status})"
             self._stop()
         last = self._output.last()
+        missing = _MISSING_MODULE.search(last) if what == "start-up" else None
+        if missing is not None:  # an interpreter without what the worker imports: say so in one line
+            return CartonRuntimeError(
+                "E-RUNTIME-ENV",
+                f"the worker's Python ({self.python}) cannot import {missing.group(1)!r}, which the worker needs: an environment "
+                "given to load must have carton's dependencies (numpy, msgpack, zstandard, ...) and the runner's framework "
+                "installed (environment='auto' provisions one)",
+            )
         tail = f"; its last output:\n{last}" if last else ""
-        return CartonRuntimeError("E-RUNTIME-RUNNER-DIED", f"the worker process of {self.label} (pid {self.pid}) died during {what}: {status}{tail}")
+        message = f"the worker process of {self.label} (pid {self.pid}) died before or during {what}: {status}{tail}"
+        return CartonRuntimeError("E-RUNTIME-RUNNER-DIED", message)
 
     def _kill(self, why: str) -> None:
         self._gone = why
@@ -383,6 +412,9 @@ class WorkerModel:
 #: free): its resident size stays at the model's peak between calls.
 WORKER_DEFAULTS = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 31)}
 
+#: What the worker's temporary directory is named by (Python's tempfile, torch's C++, the C library).
+TEMP_VARIABLES = ("TMPDIR", "TEMP", "TMP")
+
 #: Directories the worker appends to its ``sys.path`` (``os.pathsep``-separated), after its own.
 ENV_APPEND_PATH = "CARTON_WORKER_APPEND_PATH"
 
@@ -449,6 +481,11 @@ def load_in_worker(
     if not model_dir.is_dir():
         raise CartonRuntimeError("E-RUNTIME-ARG", f"model_dir {model_dir} is not a directory")
     python = python or sys.executable
+    # the worker's temporary files (torch's extracted libraries, a runner's scratch) go in a
+    # directory the host removes once the worker is gone, however it ended
+    temp_dir = tempfile.mkdtemp(prefix="carton-worker-")
+    environ = _worker_env(python, sys_path, env, append_sys_path)
+    environ.update({name: temp_dir for name in TEMP_VARIABLES})
     host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         proc = subprocess.Popen(
@@ -457,15 +494,16 @@ def load_in_worker(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=_worker_env(python, sys_path, env, append_sys_path),
+            env=environ,
         )
     except OSError as exc:
         host_sock.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
         raise CartonRuntimeError("E-RUNTIME-RUNNER", f"cannot start a worker process with {python}: {exc.strerror or exc}") from None
     finally:
         child_sock.close()
     label = f"runner {runner_ref}"
-    model = WorkerModel(proc, host_sock, _Output(proc.stdout, proc.pid), call_timeout_s=call_timeout_s, label=label)
+    model = WorkerModel(proc, host_sock, _Output(proc.stdout, proc.pid), call_timeout_s=call_timeout_s, label=label, temp_dir=temp_dir)
     started = time.monotonic()
     try:
         model._hello(load_timeout_s)

@@ -64,7 +64,20 @@ def load_model(
     load_timeout_s: float | None = None,
 ) -> tuple[Any, Callable[[], None] | None]:
     """The runner model for one load, and what to call after it is closed (or None): in
-    process, or in a worker (:func:`load_out_of_process`)."""
+    process, or in a worker (:func:`load_out_of_process`).  The runner's ``check_files`` hook
+    runs here first, either way: a worker sees the model's files, not the archive's metadata."""
+    if isolation != PROCESS:
+        given = [name for name, value in (("call_timeout_s", call_timeout_s), ("load_timeout_s", load_timeout_s)) if value is not None]
+        if given:
+            raise CartonRuntimeError(
+                "E-RUNTIME-ARG",
+                f"{' and '.join(given)} need isolation='process': a call or load in this process cannot be stopped "
+                "(a worker process can); load with isolation='process', or without the time limit",
+                name=given[0],
+            )
+    check = getattr(runner, "check_files", None)
+    if callable(check):
+        check(files)
     if isolation == PROCESS:
         return load_out_of_process(
             runner, files, device=device, info=info, environment=environment, call_timeout_s=call_timeout_s, load_timeout_s=load_timeout_s

@@ -225,10 +225,12 @@ def _spec_dtype(name: str, dtype: str, side: str) -> str:
     return dtype
 
 
-def derived_specs(sig: Signature) -> tuple[list[cf.TensorSpec], list[cf.TensorSpec]]:
+def derived_specs(sig: Signature, names: dict[Any, str] | None = None) -> tuple[list[cf.TensorSpec], list[cf.TensorSpec]]:
     """TensorSpecs from the signature: a fixed size stays an int, a dynamic dimension that is one
-    program symbol becomes that symbol's name (``s17``; the same program symbol, the same name),
-    a derived one (``2*s17``) ``None``."""
+    program symbol becomes the name ``names`` gives it (the declared inputs' symbol for it), else
+    the symbol's own (``s17``; the same program symbol, the same name), a derived one (``2*s17``)
+    ``None``."""
+    names = names or {}
 
     def dims(values: list[Any]) -> list[Any]:
         out: list[Any] = []
@@ -236,7 +238,7 @@ def derived_specs(sig: Signature) -> tuple[list[cf.TensorSpec], list[cf.TensorSp
             if isinstance(d, int):
                 out.append(d)
             elif getattr(d, "is_Symbol", False):
-                out.append(str(d))
+                out.append(names.get(d, str(d)))
             elif getattr(d, "is_Integer", False):
                 out.append(int(d))
             else:
@@ -248,10 +250,11 @@ def derived_specs(sig: Signature) -> tuple[list[cf.TensorSpec], list[cf.TensorSp
     return inputs, outputs
 
 
-def check_declared(sig: Signature, inputs: Sequence[cf.TensorSpec], outputs: Sequence[cf.TensorSpec] | None) -> None:
+def check_declared(sig: Signature, inputs: Sequence[cf.TensorSpec], outputs: Sequence[cf.TensorSpec] | None) -> dict[Any, str]:
     """Declared specs against the program: the same input names and dtypes and ranks, every fixed
     program dimension declared with its size, every dynamic one with a symbol, one declared symbol
-    per program symbol; declared outputs: the program's names (or count) and dtypes."""
+    per program symbol; declared outputs: the program's names (or count) and dtypes.  Returns
+    the declared symbol of each program symbol."""
     program = {name: (dtype, dims) for name, dtype, dims in sig.inputs}
     declared = [s.name for s in inputs]
     if sorted(declared) != sorted(program):
@@ -280,8 +283,9 @@ def check_declared(sig: Signature, inputs: Sequence[cf.TensorSpec], outputs: Seq
                 raise _arg(
                     f"input {spec.name!r}: dimension {axis} is the program's {have}, declared {want!r}, but input {seen[1]!r} "
                     f"declares the same program dimension {seen[0]!r}; use one symbol", spec.name)
+    declared_names = {have: want for have, (want, _) in symbol_of.items()}
     if outputs is None:
-        return
+        return declared_names
     if sig.output_kind == "dict":
         names = {s.name for s in outputs}
         program_out = {n for n, _, _ in sig.outputs}
@@ -295,11 +299,7 @@ def check_declared(sig: Signature, inputs: Sequence[cf.TensorSpec], outputs: Seq
     for spec in outputs:
         if spec.dtype != dtypes[spec.name]:
             raise _arg(f"output {spec.name!r} is declared {spec.dtype}; the exported program returns {dtypes[spec.name]}", spec.name)
-
-
-def output_specs_for(sig: Signature, outputs: Sequence[cf.TensorSpec] | None) -> list[cf.TensorSpec]:
-    """The output specs to record: the given ones, else the derived ones."""
-    return list(outputs) if outputs is not None else derived_specs(sig)[1]
+    return declared_names
 
 
 def export_module(module: Any, inputs: Sequence[cf.TensorSpec], runner: str) -> Any:
@@ -376,8 +376,8 @@ def specs_for_program(ep: Any, info: cf.CartonInfo, runner: str) -> tuple[list[c
             check_declared(sig, inputs, info.outputs)
         return inputs, list(info.outputs) if info.outputs is not None else derived_out
     require_ranked(info.inputs, runner)
-    check_declared(sig, info.inputs, info.outputs)
-    return list(info.inputs), output_specs_for(sig, info.outputs)
+    names = check_declared(sig, info.inputs, info.outputs)
+    return list(info.inputs), list(info.outputs) if info.outputs is not None else derived_specs(sig, names)[1]
 
 
 def output_names(files: Any) -> list[str] | None:
@@ -387,6 +387,13 @@ def output_names(files: Any) -> list[str] | None:
     except AttributeError:
         return None
     return [s.name for s in outputs] if outputs is not None else None
+
+
+def require_declared_inputs(files: Any, runner: str, why: str) -> None:
+    """E-RUNTIME-RUNNER for an archive without ``[[input]]`` specs (a model dir without an
+    archive passes: its loader supplies the info)."""
+    if declared_inputs(files) is None:
+        raise CartonRuntimeError("E-RUNTIME-RUNNER", f"a {runner} archive must declare its inputs ([[input]] TensorSpecs): {why}")
 
 
 def declared_inputs(files: Any) -> list[cf.TensorSpec] | None | bool:
@@ -495,6 +502,7 @@ __all__ = [
     "program_for_pack",
     "pt2_path",
     "refuse_strings",
+    "require_declared_inputs",
     "signature",
     "specs_for_program",
 ]

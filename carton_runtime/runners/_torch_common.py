@@ -41,7 +41,10 @@ def _framework_version() -> str | None:
 
 
 def torch_unavailable_reason() -> str | None:
-    """``torch is not installed`` unless torch can be found (without importing it)."""
+    """``torch is not installed`` unless torch can be found (without importing it; once torch
+    is imported, without searching the import path again: runner selection asks on every load)."""
+    if getattr(sys.modules.get("torch"), "__version__", None) is not None:
+        return None
     try:
         spec = importlib.util.find_spec("torch")
     except (ImportError, ValueError):  # e.g. sys.modules["torch"] = None
@@ -173,7 +176,7 @@ def apply_opts(
                 continue
         kept, by = earlier
         if kept != value:
-            by_text = "torch" if by == "torch" else f"an earlier model ({by})"
+            by_text = "torch" if by == "torch" else "an earlier load of the same model" if by == model else f"an earlier model ({by})"
             _warn(
                 logger,
                 f"runner option {key}={value} of {model} ignored: torch's thread pools are process-wide and "

@@ -16,11 +16,13 @@ metadata from the package's zip (before the library is touched) and refuses a pa
 another platform, machine, instruction set or device with ``E-RUNTIME-TARGET``, because torch
 itself only logs a warning and then runs (or crashes in) code built for another machine.
 
-AOTI checks nothing about its inputs (not names, ranks, nor a batch beyond the compiled range):
-TensorSpecs are required, and every call is checked against them before it runs
-(:mod:`carton_runtime.input_check`); the runner itself accepts only numpy arrays, so no
-unchecked value reaches the library.  The call goes straight to the loader's ``boxed_run`` with
-the inputs in the program's order.
+AOTI checks nothing about its inputs by default (not names, ranks, nor a batch beyond the
+compiled range): TensorSpecs are required, and every call is checked against them before it
+runs (:mod:`carton_runtime.input_check`); the runner itself accepts only numpy arrays, and turns
+on the checks compiled into the package (:data:`CHECK_INPUTS_ENV`: a dynamic size's range,
+which no spec declares).  A package file packed with declared specs is checked against them
+first (:mod:`._aoti_probe`).  The call goes straight to the loader's ``boxed_run`` with the
+inputs in the program's order.
 """
 
 from __future__ import annotations
@@ -44,11 +46,12 @@ import carton_format as cf
 from ..devices import DeviceSpec, resolve_torch_device
 from ..errors import CartonRuntimeError
 from . import _torch_common
+from ._aoti_probe import check_package
 from ._export_common import (
     MODEL_FILE,
     Converter,
+    PackSource,
     children,
-    declared_inputs,
     infer_error,
     is_eager_module,
     is_exported_program,
@@ -56,11 +59,12 @@ from ._export_common import (
     program_for_pack,
     pt2_path,
     refuse_strings,
+    require_declared_inputs,
     require_ranked,
     specs_for_program,
 )
 from ._torch_common import TorchRunnerBase, _describe, _first_line, import_torch
-from .torch_export import place_file, pt2_kind, quiet_torch_export
+from .torch_export import load_program, place_file, pt2_kind, quiet_torch_export
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +258,8 @@ class AOTInductorRunner(TorchRunnerBase):
         the info with its TensorSpecs and its target in ``required_platforms``."""
         import_torch()
         found = program_for_pack(source, info, self.runner_name)
+        if found.path is not None and found.path.is_file() and pt2_kind(found.path) == "export":
+            found = PackSource(program=load_program(found.path, str(found.path)))  # a saved program: compiled here
         if found.program is not None:
             inputs, outputs = specs_for_program(found.program, info, self.runner_name)
             path = _compile(found.program, work_dir)
@@ -268,11 +274,17 @@ class AOTInductorRunner(TorchRunnerBase):
                 raise CartonRuntimeError(
                     "E-RUNTIME-ARG",
                     "an AOTInductor package file packs only with declared inputs (AOTI checks nothing about its inputs, so the "
-                    "runner checks them against the TensorSpecs); pass inputs=[...], or pack the ExportedProgram instead",
+                    "runner checks them against the TensorSpecs); declare them (inputs=[...], or carton pack --input), "
+                    "or pack the ExportedProgram or its torch.export.save file instead",
                 )
             require_ranked(info.inputs, self.runner_name)
             inputs, outputs = list(info.inputs), info.outputs
-        meta = package_metadata(path, str(path))
+        try:
+            meta = package_metadata(path, str(path))
+        except CartonRuntimeError as exc:  # at pack, a file that is no package is a bad argument
+            raise CartonRuntimeError("E-RUNTIME-ARG", exc.message, name="path") from None
+        if found.program is None:
+            _check_package_here(path, meta, inputs, outputs)
         triple = target_triple(meta["AOTI_PLATFORM"], meta["AOTI_MACHINE"])
         if triple is None:
             raise CartonRuntimeError(
@@ -297,12 +309,15 @@ class AOTInductorRunner(TorchRunnerBase):
 
     # -- loading ------------------------------------------------------------------------------
 
+    def check_files(self, files: Any) -> None:
+        """The archive declares its inputs (in this process, before a worker starts)."""
+        require_declared_inputs(files, self.runner_name, "AOTI checks none of its inputs")
+
     def load(self, files: Any, *, device: DeviceSpec, opts: dict[str, Any] | None = None) -> "AOTIModel":
         """Check the package's target, then open its package loader."""
         import_torch()
         _torch_common.apply_opts(opts or {}, _describe(files), runner=self.runner_name, logger=log)
-        if declared_inputs(files) is None:
-            raise _runner_error("an aotinductor archive must declare its inputs ([[input]] TensorSpecs): AOTI checks none of its inputs")
+        self.check_files(files)
         if MODEL_FILE not in files.names():
             raise _runner_error(f"an aotinductor model needs model/{MODEL_FILE}; the archive has {sorted(files.names()) or 'nothing'} under model/")
         with files.local_file(MODEL_FILE) as path:
@@ -319,6 +334,11 @@ class AOTInductorRunner(TorchRunnerBase):
         return AOTIModel(loader, torch_device, output_names(files))
 
 
+#: Turns on the input checks compiled into every package (dtype, fixed sizes, each dynamic
+#: size's range: what the declared specs cannot say); a process that set it to 0 keeps that.
+CHECK_INPUTS_ENV = "AOTI_RUNTIME_CHECK_INPUTS"
+
+
 def open_package(path: Path, device_index: int) -> Any:
     """The package's model ``model`` as torch's ``AOTIModelPackageLoader``, built directly:
     what ``aoti_load_package`` ends in, without its first pass over the zip (listing every
@@ -327,6 +347,7 @@ def open_package(path: Path, device_index: int) -> Any:
     small package's load time.  Through ``aoti_load_package`` where torch lacks the class."""
     import torch
 
+    os.environ.setdefault(CHECK_INPUTS_ENV, "1")  # read by each library at its first call
     loader_class = getattr(getattr(torch._C, "_aoti", None), "AOTIModelPackageLoader", None)
     with warnings.catch_warnings(), quiet_torch_export():
         warnings.simplefilter("ignore")
@@ -336,6 +357,21 @@ def open_package(path: Path, device_index: int) -> Any:
 
         with pt2_path(path) as named:
             return torch._inductor.aoti_load_package(str(named), device_index=device_index).loader
+
+
+def _check_package_here(path: Path, meta: dict[str, str], inputs: list[cf.TensorSpec], outputs: Any) -> None:
+    """A package file against its declared specs (:mod:`._aoti_probe`), where this host can run
+    it; a package for another target packs unchecked, with a warning."""
+    import torch
+
+    key = meta["AOTI_DEVICE_KEY"]
+    problem = "no CUDA device here" if key == "cuda" and not torch.cuda.is_available() else None
+    if problem is None:
+        problem = target_problem(meta, torch.device(key if key != "cuda" else "cuda:0"))
+    if problem is not None:
+        log.warning("the AOTInductor package cannot run here (%s): its inputs are not checked against the declared specs", problem)
+        return
+    check_package(path, inputs, outputs, device=key)
 
 
 #: What a compiling child runs: load the saved program, compile it into the package path.

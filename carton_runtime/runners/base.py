@@ -15,6 +15,8 @@ A *runner* is registered once per process and describes itself; ``load`` gives a
             ...
         def load(self, files: ModelFiles, *, device: DeviceSpec, opts: dict) -> RunnerModel:
             ...
+        def check_files(self, files: ModelFiles) -> None:  # optional: refuse what no load can run,
+            ...                                        # in this process, before any worker starts
         # optional, for runners whose models run out of process (carton_runtime.isolation.loading):
         isolation = "process"                          # never in the loading process
         worker_ref = "my_pkg.worker:RUNNER"            # what the worker imports (default: this class)

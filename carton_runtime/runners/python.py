@@ -2,12 +2,14 @@
 a ``requirements.txt`` and an entrypoint function, run in a worker process of its own.
 
 Packing takes the code directory as it is (``requirements.txt`` must be at its root, as the
-original's packer reads it).  Loading always runs out of process: the model's requirements (and
-our runtime dependencies) are installed into an environment of their own
-(:mod:`carton_runtime.environments`: content-addressed, cached under the runner data dir, never
-the user's environment), the model directory is handed out as a verified local directory
-(``ModelFiles.local_dir``) for as long as the model is loaded, and a worker with that
-environment's interpreter imports and runs the entrypoint
+original's packer reads it) and refuses runner options without ``entrypoint_package`` and
+``entrypoint_fn`` (a model without them could only fail at load).  Loading always runs out of
+process: the model's requirements (and our runtime dependencies) are installed into an
+environment of their own (:mod:`carton_runtime.environments`: content-addressed, cached under the
+runner data dir, never the user's environment; relative paths in ``requirements.txt``, such as
+wheels the code directory ships, are relative to the model directory), the model directory is
+handed out as a verified local directory (``ModelFiles.local_dir``) for as long as the model is
+loaded, and a worker with that environment's interpreter imports and runs the entrypoint
 (:mod:`carton_runtime.runners.python_worker`).  The framework version is the Python version of
 the interpreter the model runs with: this one's (environments are built from it).
 """
@@ -25,6 +27,8 @@ from .python_worker import RUNNER_COMPAT_VERSION, RUNNER_NAME, STARTED_BY_RUNNER
 log = logging.getLogger(__name__)
 
 REQUIREMENTS = "requirements.txt"
+#: The runner options every python model needs (the worker imports and calls them).
+ENTRYPOINT_OPTIONS = ("entrypoint_package", "entrypoint_fn")
 BUNDLED_WHEELS = ".carton/bundled_wheels"
 WORKER_REF = "carton_runtime.runners.python_worker:RUNNER"
 
@@ -67,6 +71,13 @@ class PythonRunner:
             return f"process isolation (carton_runtime.isolation) is not available: {exc}"
         return None
 
+    def prepare_pack(self, source: Any, info: Any, work_dir: Path) -> tuple[Any, Any]:
+        """Refuse at pack what would only fail at load: runner options without a non-empty
+        ``entrypoint_package`` and ``entrypoint_fn`` (``E-RUNTIME-ARG`` naming them)."""
+        del work_dir
+        check_entrypoint_options(info.runner.opts)
+        return source, info
+
     def pack(self, path: Any, work_dir: Path) -> Path:
         """The code directory itself (``requirements.txt`` at its root, as the original needs)."""
         del work_dir
@@ -98,11 +109,29 @@ class PythonRunner:
             python, env = resolve_interpreter(environment), {"PYTHONPATH": str(shared_shim())}
         else:
             built = ensure_environment(
-                read_requirements(files), interpreter=self.interpreter, find_links=bundled_wheel_dirs(model_dir), purpose="a python model"
+                read_requirements(files), interpreter=self.interpreter, find_links=bundled_wheel_dirs(model_dir),
+                base_dir=model_dir, purpose="a python model",
             )
             python, env = built.python, {}
         env[STARTED_BY_RUNNER] = "1"
         return WorkerEnvironment(python, (str(model_dir),), env)
+
+
+def check_entrypoint_options(opts: dict[str, Any] | None) -> None:
+    """``E-RUNTIME-ARG`` unless ``opts`` has ``entrypoint_package`` and ``entrypoint_fn`` as
+    non-empty strings (what pack checks; the worker's own check is ``E-RUNTIME-RUNNER``)."""
+    opts = opts or {}
+    how = (
+        "a python model needs the runner options entrypoint_package (the module to import, 'main' for main.py) and "
+        "entrypoint_fn (the function in it returning the model): runner_opts={'entrypoint_package': 'main', "
+        "'entrypoint_fn': 'get_model'}, or carton pack --opt entrypoint_package=main --opt entrypoint_fn=get_model"
+    )
+    missing = [key for key in ENTRYPOINT_OPTIONS if key not in opts]
+    if missing:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"runner_opts has no {' and no '.join(missing)}: {how}", name=missing[0])
+    for key in ENTRYPOINT_OPTIONS:
+        if not isinstance(opts[key], str) or not opts[key].strip():
+            raise CartonRuntimeError("E-RUNTIME-ARG", f"runner option {key} must be a non-empty str, not {opts[key]!r}: {how}", name=key)
 
 
 def bundled_wheel_dirs(model_dir: Path) -> list[str]:
@@ -126,4 +155,4 @@ def read_requirements(files: Any) -> list[str]:
         raise CartonRuntimeError("E-RUNTIME-RUNNER", f"the model's {REQUIREMENTS} is not UTF-8 text ({exc})") from None
 
 
-__all__ = ["PythonRunner", "bundled_wheel_dirs", "read_requirements"]
+__all__ = ["ENTRYPOINT_OPTIONS", "PythonRunner", "bundled_wheel_dirs", "check_entrypoint_options", "read_requirements"]

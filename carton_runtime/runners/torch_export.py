@@ -42,6 +42,7 @@ from ._export_common import (
     output_names,
     program_for_pack,
     pt2_path,
+    require_declared_inputs,
     specs_for_program,
 )
 from ._torch_common import TorchRunnerBase, _describe, _first_line, _inference_guard, import_torch
@@ -102,7 +103,8 @@ def quiet_torch_export() -> Iterator[None]:
             logger.removeFilter(_QUIET)
 
 
-def _load_program(path: Path, what: str) -> Any:
+def load_program(path: Path, what: str) -> Any:
+    """``torch.export.load`` of ``path``; E-RUNTIME-RUNNER (naming ``what``) for a file it cannot load."""
     import torch
 
     try:
@@ -143,7 +145,7 @@ class TorchExportRunner(TorchRunnerBase):
                 kind = pt2_kind(path) if path.is_file() else None
                 hint = " (it is an AOTInductor package: pack it with runner_name='aotinductor')" if kind == "aoti" else ""
                 raise CartonRuntimeError("E-RUNTIME-ARG", f"{path} is not a torch.export.save file{hint}", name="path")
-            program = _load_program(path, str(path))
+            program = load_program(path, str(path))
         else:
             program = found.program
         inputs, outputs = specs_for_program(program, info, self.runner_name)
@@ -168,14 +170,15 @@ class TorchExportRunner(TorchRunnerBase):
 
     # -- loading ------------------------------------------------------------------------------
 
+    def check_files(self, files: Any) -> None:
+        """The archive declares its inputs (in this process, before a worker starts)."""
+        require_declared_inputs(files, self.runner_name, "they are checked before each call")
+
     def load(self, files: Any, *, device: DeviceSpec, opts: dict[str, Any] | None = None) -> "ExportedModel":
         """``torch.export.load(model/model.pt2).module()``, moved to the device."""
         import_torch()
         _torch_common.apply_opts(opts or {}, _describe(files), runner=self.runner_name, logger=log)
-        if declared_inputs(files) is None:
-            raise CartonRuntimeError(
-                "E-RUNTIME-RUNNER", "a torch_export archive must declare its inputs ([[input]] TensorSpecs) so they are checked before each call"
-            )
+        self.check_files(files)
         if MODEL_FILE not in files.names():
             raise CartonRuntimeError(
                 "E-RUNTIME-RUNNER",
@@ -183,7 +186,7 @@ class TorchExportRunner(TorchRunnerBase):
             )
         torch_device = resolve_torch_device(device)
         with files.local_file(MODEL_FILE) as path, pt2_path(Path(path)) as named:
-            program = _load_program(named, f"model/{MODEL_FILE}")
+            program = load_program(named, f"model/{MODEL_FILE}")
         try:
             module = program.module()
             if torch_device.type != "cpu":
@@ -276,4 +279,4 @@ class ExportedModel:
         self.module = self._call = None
 
 
-__all__ = ["ExportedModel", "TorchExportRunner", "direct_forward", "place_file", "pt2_kind", "quiet_torch_export"]
+__all__ = ["ExportedModel", "TorchExportRunner", "direct_forward", "load_program", "place_file", "pt2_kind", "quiet_torch_export"]

@@ -104,7 +104,7 @@ class TorchScriptRunner(TorchRunnerBase):
                 raise CartonRuntimeError("E-RUNTIME-ARG", f"{path} is a directory without {MODEL_FILE}")
             return path
         if not path.is_file():
-            raise CartonRuntimeError("E-RUNTIME-ARG", f"{path}: no such TorchScript file")
+            raise CartonRuntimeError("E-RUNTIME-ARG", f"{path}: no such file or directory", name="path")
         problem = torchscript_file_problem(path)
         if problem is not None:
             raise CartonRuntimeError("E-RUNTIME-ARG", _not_torchscript(str(path), problem))

@@ -149,12 +149,13 @@ def test_max_depth_is_the_clamped_walk(brackets: list[int]) -> None:
             deepest = max(deepest, depth)
         elif depth:
             depth -= 1
-    old = _toml._DEPTH_CHUNK
-    _toml._DEPTH_CHUNK = random.choice([1, 3, 8])
+    assert _toml._max_depth(data) == deepest  # the loop, for short documents
+    old, old_loop = _toml._DEPTH_CHUNK, _toml._DEPTH_LOOP_MAX
+    _toml._DEPTH_CHUNK, _toml._DEPTH_LOOP_MAX = random.choice([1, 3, 8]), -1  # numpy, in chunks
     try:
         assert _toml._max_depth(data) == deepest
     finally:
-        _toml._DEPTH_CHUNK = old
+        _toml._DEPTH_CHUNK, _toml._DEPTH_LOOP_MAX = old, old_loop
 
 
 def test_the_skeleton_of_many_tiny_strings_costs_a_few_times_the_document() -> None:

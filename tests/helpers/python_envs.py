@@ -7,7 +7,10 @@ directory per pytest session: with pytest-xdist every worker of the session uses
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -25,4 +28,25 @@ def session_runner_data_dir(factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-__all__ = ["ENV_NAME", "session_runner_data_dir"]
+def tiny_wheel(dest_dir: Path, value: int, name: str = "carton_tinydep", version: str = "0.1") -> Path:
+    """A real pure-Python wheel ``carton_tinydep`` (on no index) whose module has ``VALUE = value``;
+    the same file name for every value, as a rebuilt wheel has."""
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VALUE = {value}\n".encode(),
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}\n" for n, d in files.items()
+    )
+    files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, d in files.items():
+            zf.writestr(n, d)
+    return path
+
+
+__all__ = ["ENV_NAME", "session_runner_data_dir", "tiny_wheel"]

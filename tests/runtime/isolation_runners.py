@@ -11,6 +11,7 @@ import ctypes
 import json
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class EchoRunner:
 class CrashyModel:
     def __init__(self) -> None:
         self.hoard: list[bytearray] = []
+        self.scratch = tempfile.mkdtemp(prefix="crashy-")  # left behind by a death, as a runner's would be
 
     def infer(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
         mode = str(inputs["mode"])
@@ -71,6 +73,8 @@ class CrashyModel:
             os.kill(os.getpid(), signal.SIGKILL)
         elif mode == "raise":
             raise ValueError("asked to fail")
+        elif mode == "scratch":
+            return {"ok": np.array(self.scratch)}
         return {"ok": np.array(mode)}
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from packaging.version import Version
 import carton_format as cf
 from carton_runtime import CartonError
 from carton_runtime import environments as envs
-from tests.helpers.python_envs import ENV_NAME, session_runner_data_dir
+from tests.helpers.python_envs import ENV_NAME, session_runner_data_dir, tiny_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -268,3 +268,115 @@ def test_install_commands_do_not_import_from_the_shared_temp_dir(tmp_path: Path,
         installer.run([sys.executable, "-c", "try:\n    import carton_probe_hostile\nexcept ImportError:\n    pass"], "probing")
     assert not marker.exists()
     assert list(shared.iterdir()) == [shared / "carton_probe_hostile.py"]  # the private directory is gone
+
+
+# -- local files the requirements name ------------------------------------------------------------
+
+
+def _code_dir(path: Path) -> Path:
+    (path / "sub").mkdir(parents=True)
+    tiny_wheel(path / "wheels", 1)
+    (path / "proj").mkdir()
+    (path / "proj" / "setup.py").write_text("from setuptools import setup; setup(name='proj')\n")
+    (path / "sub" / "more.txt").write_text("-f ../wheels\n./wheels/carton_tinydep-0.1-py3-none-any.whl\n-c cons.txt\n")
+    (path / "sub" / "cons.txt").write_text("six<2\n")
+    return path
+
+
+LOCAL_LINES = [
+    "./wheels/carton_tinydep-0.1-py3-none-any.whl ; python_version > '3'",
+    "--find-links ./wheels",
+    "--find-links=wheels --no-index",
+    "-f./wheels",
+    "wheels/carton_tinydep-0.1-py3-none-any.whl[extra] --hash=sha256:00",
+    "file:wheels/carton_tinydep-0.1-py3-none-any.whl#sha256=00",
+    "carton-tinydep @ ./wheels/carton_tinydep-0.1-py3-none-any.whl",
+    "-e ./proj",
+    "-r sub/more.txt",
+]
+REMOTE_LINES = ["six==1.16.0", "https://example.com/x-1.0-py3-none-any.whl", "x @ https://example.com/x.whl", "-e git+https://example.com/y#egg=y",
+                "--index-url https://example.com/simple", "numpy>=1.0 ; python_version >= '3'"]
+
+
+@pytest.mark.spec("FMT-ENV-1")
+def test_local_paths_resolve_against_the_base_directory(tmp_path: Path) -> None:
+    """Every form of local reference becomes absolute under the base directory (the model's),
+    whatever the installer's working directory; a ``-r`` file is inlined with its options
+    relative to it and its path requirements relative to the base; remote lines stay as written."""
+    base = _code_dir(tmp_path / "code")
+    resolved = envs.resolve_local(LOCAL_LINES + REMOTE_LINES, base)
+    wheel, wheels = base / "wheels" / "carton_tinydep-0.1-py3-none-any.whl", base / "wheels"
+    expected = {
+        f"{wheel} ; python_version > '3'",
+        f"--find-links {wheels}",
+        f"--find-links={wheels} --no-index",
+        f"-f{wheels}",
+        f"{wheel}[extra] --hash=sha256:00",
+        f"{wheel.as_uri()}#sha256=00",
+        f"carton-tinydep @ {wheel.as_uri()}",
+        f"-e {base / 'proj'}",
+        f"-f {wheels}", str(wheel), f"-c {base / 'sub' / 'cons.txt'}",  # sub/more.txt, inlined
+        *REMOTE_LINES,
+    }
+    assert set(resolved.lines) == expected
+    assert dict(resolved.digests).keys() == {"wheels", "wheels/carton_tinydep-0.1-py3-none-any.whl", "proj", "sub/more.txt", "sub/cons.txt"}
+    assert envs.resolve_local(REMOTE_LINES, base) == envs.LocalRequirements(envs.normalize_requirements(REMOTE_LINES), ())
+    assert "-r" not in " ".join(resolved.lines).split()
+
+
+@pytest.mark.spec("FMT-ENV-1")
+def test_key_has_the_content_of_local_files(tmp_path: Path) -> None:
+    """The key hashes what local references hold, not where the model directory is: a copy
+    elsewhere keys the same, a rebuilt wheel (same name) or an edited -r file does not; bytes
+    written by imports (``__pycache__``) do not count; requirements naming nothing local keep
+    their old key."""
+    host = envs.host_interpreter()
+    base = _code_dir(tmp_path / "code")
+
+    def key(where: Path, lines: list[str] = LOCAL_LINES) -> str:
+        return envs.environment_key(host, lines, (), envs.resolve_local(lines, where).digests)
+
+    first = key(base)
+    import shutil
+
+    shutil.copytree(base, tmp_path / "elsewhere")
+    assert key(tmp_path / "elsewhere") == first
+    (base / "proj" / "__pycache__").mkdir()
+    (base / "proj" / "__pycache__" / "setup.cpython-311.pyc").write_bytes(b"written by an import")
+    assert key(base) == first
+    tiny_wheel(base / "wheels", 2)
+    rebuilt = key(base)
+    assert rebuilt != first
+    (base / "sub" / "cons.txt").write_text("six<3\n")
+    assert key(base) not in (first, rebuilt)
+    assert envs.environment_key(host, ["six"]) == envs.environment_key(host, ["six"], (), envs.resolve_local(["six"], base).digests)
+    (base / "sub" / "more.txt").write_text("-r more.txt\n")
+    with pytest.raises(CartonError) as err:
+        envs.resolve_local(["-r sub/more.txt"], base)
+    assert err.value.code == "E-RUNTIME-ENV" and "from itself" in err.value.message
+
+
+def test_local_content_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = _code_dir(tmp_path / "code")
+    monkeypatch.setattr(envs, "LOCAL_MAX_FILES", 1)
+    with pytest.raises(CartonError) as err:
+        envs.resolve_local(["-e ./proj", "-f ./wheels"], base)
+    assert err.value.code == "E-RUNTIME-ENV" and "beyond what an environment's key hashes" in err.value.message
+
+
+@pytest.mark.slow  # builds two environments
+@pytest.mark.spec("FMT-ENV-1")
+def test_a_wheel_next_to_the_requirements_installs(tmp_path: Path) -> None:
+    """``./wheels/x.whl`` in a requirements file installs from the base directory (no index
+    has the package); the wheel rebuilt with other contents gets an environment of its own."""
+    base = tmp_path / "code"
+    tiny_wheel(base / "wheels", 1)
+    lines = ["./wheels/carton_tinydep-0.1-py3-none-any.whl"]
+    env = envs.ensure_environment(lines, base_dir=base, root=tmp_path / "envs")
+    done = run(env.python, "import carton_tinydep; print(carton_tinydep.VALUE)")
+    assert done.returncode == 0 and done.stdout.split() == ["1"], done.stderr
+    assert envs.ensure_environment(lines, base_dir=base, root=tmp_path / "envs").created is False
+    tiny_wheel(base / "wheels", 2)
+    rebuilt = envs.ensure_environment(lines, base_dir=base, root=tmp_path / "envs")
+    assert rebuilt.created and rebuilt.key != env.key
+    assert run(rebuilt.python, "import carton_tinydep; print(carton_tinydep.VALUE)").stdout.split() == ["2"]

@@ -48,9 +48,9 @@ class Pair(torch.nn.Module):
         return x + 1, x.sum(-1)
 
 
-def _export(module: Any, batch: bool = True, **example: Any) -> Any:
+def _export(module: Any, batch: bool = True, max_batch: int | None = None, **example: Any) -> Any:
     example = example or {"x": torch.randn(2, 4), "y": torch.randn(2, 3)}
-    dim = torch.export.Dim("batch")
+    dim = torch.export.Dim("batch") if max_batch is None else torch.export.Dim("batch", max=max_batch)
     dynamic = {k: {0: dim} for k in example} if batch else None
     return torch.export.export(module.eval(), (), example, dynamic_shapes=dynamic)
 
@@ -82,9 +82,13 @@ def _code(fn: Callable[[], Any]) -> CartonRuntimeError:
 # -- session fixtures ---------------------------------------------------------------------------
 
 
+#: The session program's batch range (torch checks it; the AOTI runner turns the package's check on).
+MAX_BATCH = 64
+
+
 @pytest.fixture(scope="session")
 def program() -> Any:
-    return _export(TwoIn())
+    return _export(TwoIn(), max_batch=MAX_BATCH)
 
 
 @pytest.fixture(scope="session")
@@ -234,6 +238,8 @@ def test_eager_module_is_exported_with_the_declared_symbols(tmp_path: Path) -> N
     path = cs.pack(module, "torch_export", output_path=tmp_path / "e.carton", inputs=SPECS)
     info = cs.get_model_info(path)
     assert [s.shape for s in info.inputs] == [["batch", 4], ["batch", 3]]
+    # derived outputs take the declared symbol, not torch's name for it (s17)
+    assert {s.name: s.shape for s in info.outputs} == {"out": ["batch", 3], "z": ["batch", 4]}
     with cs.load(path) as model:
         for batch in (1, 6):  # the symbol became a Dim: any batch runs
             _close(model.infer(_inputs(batch)), _direct(module, _inputs(batch)))
@@ -324,8 +330,9 @@ def test_an_archive_without_input_specs_is_refused_at_load(tmp_path: Path, expor
         (model_dir / "model.pt2").write_bytes(src.read())
     target = tmp_path / "nospecs.carton"
     cf.write(target, cf.CartonInfo(runner=cf.RunnerInfo(runner, "*", 1)), model_dir=model_dir)
-    error = _code(lambda: cs.load(target))
-    assert error.code == "E-RUNTIME-RUNNER" and "declare its inputs" in str(error)
+    for isolation in ("inprocess", "process"):  # out of process too: refused before a worker starts
+        error = _code(lambda isolation=isolation: cs.load(target, isolation=isolation))
+        assert error.code == "E-RUNTIME-RUNNER" and "declare its inputs" in str(error), (isolation, str(error))
 
 
 def _archive_with(tmp_path: Path, runner: str, data: bytes, name: str = "bad.carton") -> Path:
@@ -410,6 +417,57 @@ def test_a_package_file_packs_with_declared_inputs(aoti_package: Path, program: 
     _close(out, _direct(program.module(), _inputs(2)))
     error = _code(lambda: cs.pack(aoti_package, output_path=tmp_path / "w.carton", inputs=SPECS, required_platforms=["aarch64-apple-darwin"]))
     assert error.code == "E-RUNTIME-ARG" and error.name == "required_platforms"
+
+
+@pytest.mark.slow
+@pytest.mark.spec("FMT-AOTI-3")
+def test_a_batch_outside_the_programs_range_is_refused_by_both_runners(aoti_archive: Path, export_archive: Path) -> None:
+    """The declared specs cannot say a Dim's range; torch_export's guard and the AOTI package's own
+    input check (turned on by the runner) refuse what the compiled code was not built for."""
+    for archive in (aoti_archive, export_archive):
+        with cs.load(archive) as model:
+            _close(model.infer(_inputs(MAX_BATCH)), model.infer(_inputs(MAX_BATCH)))
+            error = _code(lambda model=model: model.infer(_inputs(MAX_BATCH + 1)))
+            assert error.code == "E-RUNTIME-INFER" and str(MAX_BATCH) in str(error), str(error)
+            assert model.infer(_inputs(1))["out"].shape == (1, 3)  # still usable
+
+
+@pytest.mark.slow
+@pytest.mark.spec("FMT-AOTI-1")
+@pytest.mark.parametrize(
+    ("specs", "match"),
+    [
+        ([cf.TensorSpec("x", "int64", ["batch", 4]), SPECS[1]], "'x' is declared int64"),
+        ([cf.TensorSpec("x", "float32", ["batch", 4, 1]), SPECS[1]], "rank"),
+        ([cf.TensorSpec("x", "float32", ["batch", 5]), SPECS[1]], "dimension 1 is 4 in the package, declared 5"),
+        ([cf.TensorSpec("x", "float32", [MAX_BATCH + 1, 4]), cf.TensorSpec("y", "float32", [MAX_BATCH + 1, 3])], f"at most {MAX_BATCH}"),
+        ([SPECS[0], cf.TensorSpec("z", "float32", ["batch", 3])], "the declared inputs are ['x', 'z']"),
+    ],
+    ids=["dtype", "rank", "fixed-size", "range", "names"],
+)
+def test_a_package_file_that_does_not_fit_its_declared_specs_is_refused(
+    aoti_package: Path, tmp_path: Path, specs: list[cf.TensorSpec], match: str
+) -> None:
+    """Packed as declared, each of these would validate and then read past its buffers on every call."""
+    error = _code(lambda: cs.pack(aoti_package, "aotinductor", output_path=tmp_path / "bad.carton", inputs=specs))
+    assert error.code == "E-RUNTIME-ARG" and match in str(error), str(error)
+    assert not (tmp_path / "bad.carton").exists()
+    outputs = [cf.TensorSpec("out", "int64", ["batch", 3]), cf.TensorSpec("z", "float32", ["batch", 4])]
+    error = _code(lambda: cs.pack(aoti_package, "aotinductor", output_path=tmp_path / "o.carton", inputs=SPECS, outputs=outputs))
+    assert error.code == "E-RUNTIME-ARG" and "'out' is declared int64, the package returns float32" in str(error), str(error)
+
+
+@pytest.mark.slow
+@pytest.mark.spec("FMT-AOTI-1")
+def test_a_saved_program_file_is_compiled_for_the_aotinductor_runner(export_archive: Path, program: Any, tmp_path: Path) -> None:
+    """``carton pack prog.pt2 --runner aotinductor`` (a torch.export.save file): compiled at pack."""
+    saved = tmp_path / "prog.pt2"
+    with cf.read(export_archive) as archive, archive.open("model/model.pt2") as src:
+        saved.write_bytes(src.read())
+    path = cs.pack(saved, "aotinductor", output_path=tmp_path / "c.carton", inputs=SPECS)
+    assert cs.get_model_info(path).runner.runner_name == "aotinductor"
+    with cs.load(path) as model:
+        _close(model.infer(_inputs(3)), _direct(program.module(), _inputs(3)))
 
 
 def _lacking_isa() -> str | None:

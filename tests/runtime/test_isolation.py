@@ -345,6 +345,12 @@ def test_start_up_failures_are_coded(echo_dir: Path, tmp_path: Path) -> None:
         load_in_worker(ECHO, echo_dir, device=None, opts={}, python=str(fake))
     assert err.value.code == "E-RUNTIME-RUNNER-DIED"
     assert "status 9" in err.value.message and "this interpreter is broken" in err.value.message
+    bare = tmp_path / "bare-venv"  # an interpreter without carton's dependencies: one line saying what is missing
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    with pytest.raises(carton.CartonRuntimeError) as err:
+        load_in_worker(ECHO, echo_dir, device=None, opts={}, python=str(bare / "bin" / "python"), sys_path=[str(ROOT)])
+    assert err.value.code == "E-RUNTIME-ENV" and "cannot import" in err.value.message, err.value.message
+    assert "Traceback" not in err.value.message
     with pytest.raises(carton.CartonRuntimeError) as err:
         load_in_worker("no colon", echo_dir, device=None, opts={})
     assert err.value.code == "E-RUNTIME-ARG"
@@ -373,9 +379,12 @@ def test_a_dying_model_is_runner_died_and_the_host_loads_again(crashy_archive: P
     worker = model._runner_model
     assert isinstance(worker, WorkerModel)
     assert model.infer({"mode": np.array("fine")})["ok"] == "fine"
+    scratch = Path(str(model.infer({"mode": np.array("scratch")})["ok"]))
+    assert scratch.is_dir() and scratch.parent.name.startswith("carton-worker-")  # the worker's own temp dir
     with pytest.raises(carton.CartonRuntimeError) as err:
         model.infer({"mode": np.array(mode)})
     assert err.value.code == "E-RUNTIME-RUNNER-DIED"
+    assert not scratch.parent.exists()  # what the dead worker left in its temp dir went with it
     assert status in err.value.message and str(worker.pid) in err.value.message
     if mode == "segfault":
         assert "Fatal Python error" in err.value.message  # the worker's last words (faulthandler)
@@ -492,6 +501,18 @@ def test_torchscript_out_of_process_gives_the_same_results(doubler: Path) -> Non
         with pytest.raises(carton.CartonRuntimeError) as err:
             outproc.infer({"a": np.ones(3, np.float64), "b": np.array("x"), "c": np.array(["y"])})
         assert err.value.code == "E-RUNTIME-INPUT"  # checked against the specs in the host, as in process
+
+
+def test_time_limits_in_process_are_refused_not_ignored(doubler: Path) -> None:
+    """Nothing can stop a call in this process: a time limit there would be a silent promise."""
+    for limits in ({"call_timeout_s": 1.0}, {"load_timeout_s": 30.0}, {"call_timeout_s": 1.0, "load_timeout_s": 30.0}):
+        for isolation in ("inprocess", None):  # None: the default, in process here
+            with pytest.raises(carton.CartonRuntimeError) as err:
+                cs.load(doubler, isolation=isolation, **limits)
+            assert err.value.code == "E-RUNTIME-ARG" and "isolation='process'" in err.value.message
+            assert err.value.name == next(iter(limits))
+    with cs.load(doubler, isolation="process", call_timeout_s=30.0, load_timeout_s=60.0) as model:
+        assert [r.passed for r in model.run_self_tests()] == [True]
 
 
 def test_torchscript_errors_match_in_process(tmp_path: Path, models: dict[str, Path]) -> None:

@@ -24,7 +24,7 @@ from carton_runtime.environments import MARKER, envs_root
 from carton_runtime.model_files import DirectoryModelFiles
 from carton_runtime.registry import find_runner_by_name
 from carton_runtime.runners.python import PythonRunner
-from tests.helpers.python_envs import ENV_NAME, session_runner_data_dir
+from tests.helpers.python_envs import ENV_NAME, session_runner_data_dir, tiny_wheel
 
 MAJOR_MINOR = f"={sys.version_info.major}.{sys.version_info.minor}"
 
@@ -494,6 +494,48 @@ def test_bundled_wheels_of_the_originals_packer(tmp_path: Path) -> None:
     _wheel(path / ".carton" / "bundled_wheels")
     with carton_sync.load(pack(path)) as model:
         assert str(model.infer({})["v"]) == "from the bundled wheel"
+
+
+@pytest.mark.slow  # builds two environments of its own
+@pytest.mark.spec("FMT-PYTHON-1", "FMT-ENV-1")
+def test_wheels_shipped_in_the_code_directory(tmp_path: Path) -> None:
+    """``--find-links ./wheels`` in requirements.txt is relative to the model directory (as pip
+    run there): the model's own wheel (on no index) installs; rebuilt with other contents
+    under the same name, it gets a new environment, not the stale one."""
+
+    main = (
+        "import carton_tinydep\n\nclass M:\n    def infer_with_tensors(self, t):\n"
+        "        return {'v': carton_tinydep.VALUE + 0 * t['x'], 'file': carton_tinydep.__file__}\n\ndef get_model():\n    return M()\n"
+    )
+    values = []
+    for value in (1, 2):
+        (tmp_path / str(value)).mkdir()
+        path = code_dir(tmp_path / str(value), requirements="--find-links ./wheels\ncarton-tinydep==0.1\n", main=main)
+        tiny_wheel(path / "wheels", value)
+        with carton_sync.load(pack(path)) as model:
+            out = model.infer({"x": np.zeros(1, dtype=np.int64)})
+        values.append((int(out["v"][0]), Path(str(out["file"])).parents[4]))  # <env>/lib/pythonX.Y/site-packages/carton_tinydep/
+    (first, first_env), (second, second_env) = values
+    assert (first, second) == (1, 2) and first_env != second_env
+    assert (first_env / MARKER).is_file() and (second_env / MARKER).is_file()
+
+
+@pytest.mark.parametrize(
+    ("opts", "missing"),
+    [({}, ["entrypoint_package", "entrypoint_fn"]), ({"entrypoint_fn": "get_model"}, ["entrypoint_package"]),
+     ({"entrypoint_package": "main"}, ["entrypoint_fn"]), ({"entrypoint_package": "main", "entrypoint_fn": ""}, ["entrypoint_fn"])],
+)
+def test_pack_refuses_missing_entrypoint_options(tmp_path: Path, opts: dict, missing: list[str]) -> None:
+    """What could only fail at load is refused at pack (and by load_unpacked), naming the options."""
+    path = code_dir(tmp_path)
+    out = tmp_path / "m.carton"
+    with pytest.raises(CartonError) as err:
+        carton_sync.pack(path, runner_name="python", required_framework_version=MAJOR_MINOR, runner_opts=opts or None, output_path=out)
+    assert err.value.code == "E-RUNTIME-ARG" and err.value.name == missing[0]
+    assert all(name in err.value.message for name in missing) and not out.exists()
+    with pytest.raises(CartonError) as err:
+        carton_sync.load_unpacked(path, runner_name="python", required_framework_version=MAJOR_MINOR, runner_opts=opts)
+    assert err.value.code == "E-RUNTIME-ARG" and missing[0] in err.value.message
 
 
 @pytest.mark.slow  # needs the torch environment (built once per session, shared with test_environments)

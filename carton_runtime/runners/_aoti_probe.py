@@ -1,0 +1,171 @@
+"""A packaged AOTInductor file checked against the TensorSpecs declared for it, at pack time.
+
+A package compiled elsewhere comes without its program, so nothing says which inputs it was
+compiled for, and AOTI reads whatever it is given: a package declared with the wrong dtype,
+rank or size packs, validates and then answers every call with values read past its buffers.
+Every package torch writes carries input checks in its library (dtype, each fixed size, each
+dynamic size's range), off unless ``AOTI_RUNTIME_CHECK_INPUTS`` is set.  :func:`check_package`
+turns them on in a child interpreter (a library that crashes takes the child, not the packer),
+compares the package's keyword inputs and outputs with the declared ones, and calls it once
+with zeros shaped by the declared specs: each symbol takes :data:`EXAMPLE_SIZE`, or the bound
+the package's range check names when that size is outside it.  A check that fails on a
+declared size or dtype is ``E-RUNTIME-ARG`` at pack.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import carton_format as cf
+
+from ..errors import CartonRuntimeError
+from ._export_common import EXAMPLE_SIZE
+
+#: Seconds the child may take (torch's import is most of it).
+PROBE_TIMEOUT_S = 600
+#: Range retries: one per symbol bound the package reports, at most this many in all.
+MAX_ATTEMPTS = 8
+
+_PROBE_CHILD = r"""
+import json, os, sys, warnings
+warnings.simplefilter("ignore")
+os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"
+import torch
+from torch.utils import _pytree as pytree
+request = json.loads(sys.stdin.read())
+loader = torch._C._aoti.AOTIModelPackageLoader(request["path"], "model", False, 1, -1)
+in_spec, out_spec = (pytree.treespec_loads(s) for s in loader.get_call_spec())
+def kids(spec):
+    fn = getattr(spec, "children", None)
+    return list(fn()) if callable(fn) else list(spec.children_specs)
+args_spec, kwargs_spec = kids(in_spec)
+report = {"positional": args_spec.num_leaves, "inputs": [str(k) for k in kwargs_spec.context]}
+report["output_kind"] = "dict" if out_spec.type is dict else "tensor" if out_spec.is_leaf() else "sequence"
+report["outputs"] = [str(k) for k in out_spec.context] if out_spec.type is dict else None
+results = []
+for shapes in request["attempts"]:
+    try:
+        device = request["device"]
+        flat = [torch.zeros(shapes[name], dtype=getattr(torch, request["dtypes"][name]), device=device) for name in report["inputs"]]
+        outs = loader.boxed_run(flat)
+        results.append({"ok": True, "dtypes": [str(t.dtype).removeprefix("torch.") for t in outs]})
+    except KeyError as exc:
+        results.append({"ok": False, "error": f"no declared input {exc.args[0]!r}"})
+    except Exception as exc:
+        results.append({"ok": False, "error": str(exc).strip()})
+    if results[-1]["ok"]:
+        break
+report["results"] = results
+print("CARTON-PROBE " + json.dumps(report))
+"""
+
+_DTYPE = re.compile(r"input_handles\[(\d+)\]: unmatched dtype")
+_FIXED = re.compile(r"input_handles\[(\d+)\]: unmatched dim value at (\d+), expected: (\d+), but got: (\d+)")
+_RANGE = re.compile(r"input_handles\[(\d+)\]: dim value is too (small|large) at (\d+), expected (?:it )?to be [<>]= (\d+)")
+_RANK = re.compile(r"expected ndim (\d+) but got (\d+)")
+
+
+def _arg(message: str, name: str | None = None) -> CartonRuntimeError:
+    return CartonRuntimeError("E-RUNTIME-ARG", f"the AOTInductor package does not fit the declared specs: {message}", name=name)
+
+
+def _run_child(path: Path, dtypes: dict[str, str], shapes: dict[str, list[int]], device: str) -> dict[str, Any]:
+    request = {"path": str(path.absolute()), "dtypes": dtypes, "attempts": [shapes], "device": device}
+    try:
+        with tempfile.TemporaryDirectory(prefix="carton-aoti-probe-") as cwd:  # an empty cwd: nothing to import from it
+            proc = subprocess.run(
+                [sys.executable, "-c", _PROBE_CHILD], input=json.dumps(request), capture_output=True, text=True,
+                timeout=PROBE_TIMEOUT_S, check=False, cwd=cwd,
+            )
+    except subprocess.TimeoutExpired:
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"checking the AOTInductor package took over {PROBE_TIMEOUT_S} s") from None
+    for line in proc.stdout.splitlines():
+        if line.startswith("CARTON-PROBE "):
+            return json.loads(line[len("CARTON-PROBE "):])
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    why = lines[-1] if lines else f"exit status {proc.returncode}"
+    raise CartonRuntimeError("E-RUNTIME-ARG", f"the AOTInductor package cannot be loaded to check it against the declared specs: {why}")
+
+
+def _example_shapes(inputs: Sequence[cf.TensorSpec], sizes: dict[str, int]) -> dict[str, list[int]]:
+    return {s.name: [d if isinstance(d, int) else sizes.get(d, EXAMPLE_SIZE) for d in s.shape] for s in inputs}  # type: ignore[union-attr]
+
+
+def check_package(path: Path, inputs: Sequence[cf.TensorSpec], outputs: Sequence[cf.TensorSpec] | None, *, device: str = "cpu") -> None:
+    """E-RUNTIME-ARG unless the package at ``path`` takes the declared (ranked, numeric) inputs
+    and returns the declared outputs; see the module docstring."""
+    by_name = {s.name: s for s in inputs}
+    dtypes = {s.name: s.dtype for s in inputs}
+    sizes: dict[str, int] = {}
+    for _ in range(MAX_ATTEMPTS):
+        report = _run_child(path, dtypes, _example_shapes(inputs, sizes), device)
+        order = report["inputs"]
+        if report["positional"]:
+            raise _arg(f"it takes {report['positional']} positional input(s); the runner passes inputs by name")
+        if sorted(order) != sorted(by_name):
+            raise _arg(f"it takes the inputs {order}, the declared inputs are {list(by_name)}")
+        result = report["results"][-1]
+        if result["ok"]:
+            _check_outputs(report, result["dtypes"], outputs)
+            return
+        retry = _explain(result["error"], order, by_name, sizes)
+        if retry is None:
+            continue
+        raise retry
+    raise _arg("the package's size ranges do not settle on one example size per symbol")
+
+
+def _explain(error: str, order: list[str], by_name: dict[str, cf.TensorSpec], sizes: dict[str, int]) -> CartonRuntimeError | None:
+    """The coded error for what the package's check said, or None after moving a symbol's example
+    size into the range the package reported (try again)."""
+    match = _DTYPE.search(error)
+    if match:
+        spec = by_name[order[int(match.group(1))]]
+        return _arg(f"input {spec.name!r} is declared {spec.dtype}, the package takes another dtype ({error.splitlines()[0]})", spec.name)
+    match = _FIXED.search(error)
+    if match:
+        spec = by_name[order[int(match.group(1))]]
+        axis, want = int(match.group(2)), int(match.group(3))
+        declared = spec.shape[axis]  # type: ignore[index]
+        hint = "declare it" if isinstance(declared, int) else f"the package was compiled for that size only (declare {want}, or export with a Dim)"
+        return _arg(f"input {spec.name!r}: dimension {axis} is {want} in the package, declared {declared!r}; {hint}", spec.name)
+    match = _RANGE.search(error)
+    if match:
+        spec = by_name[order[int(match.group(1))]]
+        axis, bound = int(match.group(3)), int(match.group(4))
+        declared = spec.shape[axis]  # type: ignore[index]
+        if isinstance(declared, int) or declared in sizes:
+            word = "at least" if match.group(2) == "small" else "at most"
+            return _arg(f"input {spec.name!r}: dimension {axis} must be {word} {bound} in the package, declared {declared!r}", spec.name)
+        sizes[declared] = bound
+        return None
+    match = _RANK.search(error)
+    if match:
+        return _arg(f"an input has rank {match.group(2)} as declared, the package takes rank {match.group(1)} ({error.splitlines()[0]})")
+    return _arg(f"a call with zeros of the declared shapes failed: {error.splitlines()[0] if error else 'no message'}")
+
+
+def _check_outputs(report: dict[str, Any], dtypes: list[str], outputs: Sequence[cf.TensorSpec] | None) -> None:
+    if outputs is None:
+        return
+    if report["output_kind"] == "dict":
+        names = report["outputs"]
+        if sorted(names) != sorted(s.name for s in outputs):
+            raise _arg(f"it returns the outputs {names}, the declared outputs are {[s.name for s in outputs]}")
+        returned = dict(zip(names, dtypes))
+    else:
+        if len(outputs) != len(dtypes):
+            raise _arg(f"it returns {len(dtypes)} tensor(s), {len(outputs)} output(s) are declared")
+        returned = {s.name: t for s, t in zip(outputs, dtypes)}
+    for spec in outputs:
+        if returned[spec.name] != spec.dtype:
+            raise _arg(f"output {spec.name!r} is declared {spec.dtype}, the package returns {returned[spec.name]}", spec.name)
+
+
+__all__ = ["check_package"]
