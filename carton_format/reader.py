@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import IO, Any, BinaryIO, Callable
 
 from . import _schema
+from ._memo import MAX_MEMBERS, Memo, copy_plain
 from ._paths import portability_problem
 from ._toml import parse_toml
 from .dtypes import NESTED_DTYPE, NUMERIC_DTYPES, STRING_DTYPE
@@ -54,6 +55,24 @@ log = logging.getLogger(__name__)
 
 CARTON_TOML = "carton.toml"
 MISC_DIR = "misc/"
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """What reading an archive's metadata found, kept for the next read of the unchanged file
+    (:mod:`._memo`): info is rebuilt from ``document`` each time (its lazy values belong to one
+    opened archive)."""
+
+    files: dict[str, MemberInfo]
+    manifest_info: Manifest
+    links: Links | None
+    document: dict[str, Any]
+    tensor_index: TensorIndex
+    findings: tuple[Finding, ...]
+
+
+#: Parsed metadata of unchanged local archives, by identity and limits.
+_PARSED: Memo[_Parsed] = Memo()
 
 # fetch_linked(path, sha256, urls) -> binary stream of the file's content
 LinkedFetcher = Callable[[str, str, list[str]], IO[bytes]]
@@ -141,7 +160,43 @@ class CartonArchive:
 
     # -- loading ----------------------------------------------------------------------------
 
+    def _memo_key(self) -> Any:
+        """What this archive's parsed metadata is memoised by (:mod:`._memo`): a local zip's
+        identity and the limits, when reading (validate() always parses); else None."""
+        identity = getattr(self._source, "identity", None)
+        return None if identity is None or self._collect is not None else (identity, self._limits)
+
     def _load(self) -> None:
+        key = self._memo_key()
+        parsed = _PARSED.get(key)
+        if parsed is not None:
+            self._restore(parsed)
+            return
+        document = self._parse()
+        self._build_info(document)
+        if key is not None and self._memoisable():
+            _PARSED.put(key, _Parsed(dict(self._files), self.manifest_info, self.links, copy_plain(document), self.tensor_index,
+                                     tuple(self._warnings.findings)))
+
+    def _memoisable(self) -> bool:
+        """Every metadata member came from the zip (none over LINKS) and no warning was dropped."""
+        return (CARTON_TOML in self._files and (INDEX_PATH in self._files or INDEX_PATH not in self.manifest_info.entries)
+                and not self._warnings.omitted and len(self._files) <= MAX_MEMBERS)
+
+    def _restore(self, parsed: "_Parsed") -> None:
+        self._files = dict(parsed.files)
+        self.manifest_info, self.links, self.tensor_index = parsed.manifest_info, parsed.links, parsed.tensor_index
+        for finding in parsed.findings:
+            self._warnings.add(finding)
+        self._build_info(copy_plain(parsed.document))
+
+    def _build_info(self, document: dict[str, Any]) -> None:
+        self.info = info_from_document(
+            document, self._resolve_reference, self._misc_files(), self_test_class=self._lazy.self_test, example_class=self._lazy.example
+        )
+
+    def _parse(self) -> dict[str, Any]:
+        """Members, MANIFEST, LINKS, carton.toml (returned) and the tensor index, all checked."""
         for finding in self._source.container_warnings():
             self._warn(finding.code, finding.message, member=finding.member, key=finding.key)
         for entry in self._source.members():
@@ -157,9 +212,7 @@ class CartonArchive:
         self._check_member_set()
         document = self._load_carton_toml()
         self.tensor_index = self._load_index()
-        self.info = info_from_document(
-            document, self._resolve_reference, self._misc_files(), self_test_class=self._lazy.self_test, example_class=self._lazy.example
-        )
+        return document
 
     def _load_manifest(self) -> Manifest:
         if MANIFEST_PATH not in self._files:

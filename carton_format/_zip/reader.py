@@ -136,10 +136,26 @@ class _Local:
     descriptor_zip64: bool
 
 
+@dataclass(frozen=True)
+class ZipDirectory:
+    """What opening a zip learnt from its end records and central directory, all checked:
+    immutable, so a reader of the same unchanged file may start from it (:mod:`.._memo`)."""
+
+    size: int
+    cd_offset: int
+    cd_size: int
+    zip64: bool
+    comment_length: int
+    commented_members: tuple[str, ...]
+    entries: tuple[ZipEntry, ...]
+    limit: tuple[tuple[str, int], ...]  # name -> next member's offset (or the CD start)
+
+
 class ZipReader:
     """Strict reader over a seekable binary file; see the module docstring.
 
     ``entries`` is in central-directory order, which is verified to be offset order.
+    ``directory``: what an earlier reader of the same, unchanged file found (its checks hold).
     """
 
     def __init__(
@@ -148,6 +164,7 @@ class ZipReader:
         *,
         limits: Limits = DEFAULT_LIMITS,
         name_for_errors: str | None = None,
+        directory: ZipDirectory | None = None,
     ) -> None:
         self._f = fileobj
         self._limits = limits
@@ -170,12 +187,30 @@ class ZipReader:
         self._by_name: dict[str, ZipEntry] = {}
         self._limit: dict[str, int] = {}  # name -> next member's offset (or the CD start)
         self._sorted_names: list[str] = []
+        if directory is not None:
+            self._restore(directory)
+            return
         try:
             self._load()
         except CartonError:  # format and transport (runtime) errors keep their code
             raise
         except Exception as exc:
             raise self._internal(exc) from exc
+
+    def directory(self) -> ZipDirectory:
+        """What this reader's open found (for :mod:`.._memo`)."""
+        return ZipDirectory(
+            self.size, self.cd_offset, self.cd_size, self.zip64, self.comment_length, tuple(self.commented_members),
+            tuple(self.entries), tuple(self._limit.items()),
+        )
+
+    def _restore(self, d: ZipDirectory) -> None:
+        self.size, self.cd_offset, self.cd_size, self.zip64, self.comment_length = d.size, d.cd_offset, d.cd_size, d.zip64, d.comment_length
+        self.commented_members = list(d.commented_members)
+        self.entries = list(d.entries)
+        self._by_name = {e.name: e for e in d.entries}
+        self._limit = dict(d.limit)
+        self._sorted_names = sorted(self._by_name)
 
     @classmethod
     def open_path(

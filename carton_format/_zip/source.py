@@ -6,13 +6,16 @@ import os
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from .._memo import MAX_MEMBERS, Memo, file_identity
 from ..errors import CartonFormatError, Finding
 from ..limits import DEFAULT_LIMITS, Limits
 from ..sources import MemberInfo, StoredSpan
-from .reader import ZipEntry, ZipReader
+from .reader import ZipDirectory, ZipEntry, ZipReader
 from .records import METHOD_DEFLATE, METHOD_STORED, METHOD_ZSTD
 
 METHOD_NAMES = {METHOD_STORED: "stored", METHOD_DEFLATE: "deflate", METHOD_ZSTD: "zstd"}
+#: Checked central directories of unchanged local files, by identity and limits (see :mod:`.._memo`).
+_DIRECTORIES: Memo[ZipDirectory] = Memo()
 
 
 def _member_info(entry: ZipEntry) -> MemberInfo:
@@ -25,10 +28,19 @@ class ZipSource:
     range requests).  ``path`` is set when the archive is a local file, which is what lets
     :meth:`stored_span` answer."""
 
-    def __init__(self, fileobj: IO[bytes], *, limits: Limits = DEFAULT_LIMITS, path: Path | None = None, close_file: bool = False) -> None:
+    def __init__(
+        self, fileobj: IO[bytes], *, limits: Limits = DEFAULT_LIMITS, path: Path | None = None, close_file: bool = False,
+        identity: tuple[int, ...] | None = None,
+    ) -> None:
         self.path = path
         self.location = str(path) if path is not None else str(getattr(fileobj, "name", None) or getattr(fileobj, "url", None) or "<stream>")
-        self._reader = ZipReader(fileobj, limits=limits, name_for_errors=str(path) if path is not None else None)
+        #: the local file's identity (:func:`.._memo.file_identity`): what memos of its parse are keyed by; None: no memo
+        self.identity = identity
+        key = None if identity is None else (identity, limits)
+        directory = _DIRECTORIES.get(key)
+        self._reader = ZipReader(fileobj, limits=limits, name_for_errors=str(path) if path is not None else None, directory=directory)
+        if directory is None and key is not None and len(self._reader.entries) <= MAX_MEMBERS:
+            _DIRECTORIES.put(key, self._reader.directory())
         self._reader.owns_file = close_file  # close() closes the file too (a remote file handed over)
         self._members = [_member_info(e) for e in self._reader.entries]
         self._by_name = {m.name: m for m in self._members}
@@ -42,7 +54,7 @@ class ZipSource:
         except OSError as exc:
             raise CartonFormatError("E-IO", f"{path}: {exc.strerror or exc}") from None
         try:
-            source = cls(f, limits=limits, path=path)
+            source = cls(f, limits=limits, path=path, identity=file_identity(f.fileno()))
         except BaseException:
             f.close()
             raise
