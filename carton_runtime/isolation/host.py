@@ -190,13 +190,13 @@ class WorkerModel:
         self._released: collections.deque[int] = collections.deque()
         self._gone: str | None = None  # why the worker cannot be used any more
         self.pid = proc.pid
-        self.python = str(proc.args[0]) if isinstance(proc.args, (list, tuple)) and proc.args else "python"
         self.label = label
         self.device: str | None = None
         self.runner_name: str | None = None
         self.framework_version: str | None = None
         self.runner_compat_version: int | None = None
-        self.python: str | None = None
+        self.python: str | None = None  # the worker's Python version (its hello)
+        self.interpreter = str(proc.args[0]) if isinstance(proc.args, (list, tuple)) and proc.args else "python"
         self._finalizer = weakref.finalize(self, _shutdown, proc, sock, CLOSE_GRACE_S, temp_dir)
 
     def __repr__(self) -> str:
@@ -263,7 +263,7 @@ class WorkerModel:
         if missing is not None:  # an interpreter without what the worker imports: say so in one line
             return CartonRuntimeError(
                 "E-RUNTIME-ENV",
-                f"the worker's Python ({self.python}) cannot import {missing.group(1)!r}, which the worker needs: an environment "
+                f"the worker's Python ({self.interpreter}) cannot import {missing.group(1)!r}, which the worker needs: an environment "
                 "given to load must have carton's dependencies (numpy, msgpack, zstandard, ...) and the runner's framework "
                 "installed (environment='auto' provisions one)",
             )

@@ -69,9 +69,10 @@ def load_model(
     if isolation != PROCESS:
         given = [name for name, value in (("call_timeout_s", call_timeout_s), ("load_timeout_s", load_timeout_s)) if value is not None]
         if given:
+            verb = "needs" if len(given) == 1 else "need"
             raise CartonRuntimeError(
                 "E-RUNTIME-ARG",
-                f"{' and '.join(given)} need isolation='process': a call or load in this process cannot be stopped "
+                f"{' and '.join(given)} {verb} isolation='process': a call or load in this process cannot be stopped "
                 "(a worker process can); load with isolation='process', or without the time limit",
                 name=given[0],
             )

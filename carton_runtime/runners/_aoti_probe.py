@@ -7,9 +7,11 @@ Every package torch writes carries input checks in its library (dtype, each fixe
 dynamic size's range), off unless ``AOTI_RUNTIME_CHECK_INPUTS`` is set.  :func:`check_package`
 turns them on in a child interpreter (a library that crashes takes the child, not the packer),
 compares the package's keyword inputs and outputs with the declared ones, and calls it once
-with zeros shaped by the declared specs: each symbol takes :data:`EXAMPLE_SIZE`, or the bound
-the package's range check names when that size is outside it.  A check that fails on a
-declared size or dtype is ``E-RUNTIME-ARG`` at pack.
+with zeros shaped by the declared specs: each symbol takes :data:`EXAMPLE_SIZE`, and any size
+outside the range the package checks moves to the bound the check names (those ranges are
+narrower than the program's, so they are never a refusal).  A check that fails on a declared
+dtype, rank or fixed size, or an input or output the package does not have, is
+``E-RUNTIME-ARG`` at pack.
 """
 
 from __future__ import annotations
@@ -93,8 +95,17 @@ def _run_child(path: Path, dtypes: dict[str, str], shapes: dict[str, list[int]],
     raise CartonRuntimeError("E-RUNTIME-ARG", f"the AOTInductor package cannot be loaded to check it against the declared specs: {why}")
 
 
-def _example_shapes(inputs: Sequence[cf.TensorSpec], sizes: dict[str, int]) -> dict[str, list[int]]:
-    return {s.name: [d if isinstance(d, int) else sizes.get(d, EXAMPLE_SIZE) for d in s.shape] for s in inputs}  # type: ignore[union-attr]
+def _example_shapes(inputs: Sequence[cf.TensorSpec], sizes: dict[Any, int]) -> dict[str, list[int]]:
+    """Zeros' shapes: fixed sizes as declared, each symbol :data:`EXAMPLE_SIZE`; ``sizes`` moves
+    a symbol (by name) or one dimension (by ``(input, axis)``) into the range the package checks."""
+    out = {}
+    for s in inputs:
+        dims = []
+        for axis, d in enumerate(s.shape):  # type: ignore[arg-type]
+            default = d if isinstance(d, int) else sizes.get(d, EXAMPLE_SIZE)
+            dims.append(sizes.get((s.name, axis), default))
+        out[s.name] = dims
+    return out
 
 
 def check_package(path: Path, inputs: Sequence[cf.TensorSpec], outputs: Sequence[cf.TensorSpec] | None, *, device: str = "cpu") -> None:
@@ -102,7 +113,7 @@ def check_package(path: Path, inputs: Sequence[cf.TensorSpec], outputs: Sequence
     and returns the declared outputs; see the module docstring."""
     by_name = {s.name: s for s in inputs}
     dtypes = {s.name: s.dtype for s in inputs}
-    sizes: dict[str, int] = {}
+    sizes: dict[Any, int] = {}
     for _ in range(MAX_ATTEMPTS):
         report = _run_child(path, dtypes, _example_shapes(inputs, sizes), device)
         order = report["inputs"]
@@ -121,13 +132,20 @@ def check_package(path: Path, inputs: Sequence[cf.TensorSpec], outputs: Sequence
     raise _arg("the package's size ranges do not settle on one example size per symbol")
 
 
-def _explain(error: str, order: list[str], by_name: dict[str, cf.TensorSpec], sizes: dict[str, int]) -> CartonRuntimeError | None:
-    """The coded error for what the package's check said, or None after moving a symbol's example
-    size into the range the package reported (try again)."""
+def _explain(error: str, order: list[str], by_name: dict[str, cf.TensorSpec], sizes: dict[Any, int]) -> CartonRuntimeError | None:
+    """The coded error for what the package's check said, or None after moving an example size
+    into the range the package checks (try again).  A range is never a refusal: the ranges torch
+    compiles are narrower than the program's (``Dim(min=1, max=16)`` is checked as 2..15), and a
+    dynamic dimension may be declared with any size or symbol."""
     match = _DTYPE.search(error)
     if match:
         spec = by_name[order[int(match.group(1))]]
         return _arg(f"input {spec.name!r} is declared {spec.dtype}, the package takes another dtype ({error.splitlines()[0]})", spec.name)
+    for pattern in (_FIXED, _RANGE):
+        match = pattern.search(error)
+        if match and int(match.group(3 if pattern is _RANGE else 2)) >= len(by_name[order[int(match.group(1))]].shape):  # type: ignore[arg-type]
+            spec = by_name[order[int(match.group(1))]]
+            return _arg(f"input {spec.name!r} is declared {len(spec.shape)}-d, the package takes more dimensions", spec.name)  # type: ignore[arg-type]
     match = _FIXED.search(error)
     if match:
         spec = by_name[order[int(match.group(1))]]
@@ -140,10 +158,10 @@ def _explain(error: str, order: list[str], by_name: dict[str, cf.TensorSpec], si
         spec = by_name[order[int(match.group(1))]]
         axis, bound = int(match.group(3)), int(match.group(4))
         declared = spec.shape[axis]  # type: ignore[index]
-        if isinstance(declared, int) or declared in sizes:
-            word = "at least" if match.group(2) == "small" else "at most"
-            return _arg(f"input {spec.name!r}: dimension {axis} must be {word} {bound} in the package, declared {declared!r}", spec.name)
-        sizes[declared] = bound
+        key = declared if isinstance(declared, str) else (spec.name, axis)
+        if sizes.get(key) == bound:  # moved there already and still refused: the checks disagree with themselves
+            return _arg(f"input {spec.name!r}: dimension {axis} fits no size the package checks ({error.splitlines()[0]})", spec.name)
+        sizes[key] = bound
         return None
     match = _RANK.search(error)
     if match:

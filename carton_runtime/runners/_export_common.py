@@ -393,7 +393,8 @@ def require_declared_inputs(files: Any, runner: str, why: str) -> None:
     """E-RUNTIME-RUNNER for an archive without ``[[input]]`` specs (a model dir without an
     archive passes: its loader supplies the info)."""
     if declared_inputs(files) is None:
-        raise CartonRuntimeError("E-RUNTIME-RUNNER", f"a {runner} archive must declare its inputs ([[input]] TensorSpecs): {why}")
+        article = "an" if runner[:1] in "aeiou" else "a"
+        raise CartonRuntimeError("E-RUNTIME-RUNNER", f"{article} {runner} archive must declare its inputs ([[input]] TensorSpecs): {why}")
 
 
 def declared_inputs(files: Any) -> list[cf.TensorSpec] | None | bool:

@@ -18,11 +18,13 @@ itself only logs a warning and then runs (or crashes in) code built for another 
 
 AOTI checks nothing about its inputs by default (not names, ranks, nor a batch beyond the
 compiled range): TensorSpecs are required, and every call is checked against them before it
-runs (:mod:`carton_runtime.input_check`); the runner itself accepts only numpy arrays, and turns
-on the checks compiled into the package (:data:`CHECK_INPUTS_ENV`: a dynamic size's range,
-which no spec declares).  A package file packed with declared specs is checked against them
-first (:mod:`._aoti_probe`).  The call goes straight to the loader's ``boxed_run`` with the
-inputs in the program's order.
+runs (:mod:`carton_runtime.input_check`); the runner itself accepts only numpy arrays.  The
+checks torch can compile into a package (``AOTI_RUNTIME_CHECK_INPUTS=1``) stay off: their size
+ranges are narrower than the program's (a package exported with ``Dim(min=1, max=16)`` checks
+2..15, refusing the batches 1 and 16 it runs correctly), so a dynamic size's range is not
+enforced.  A package file packed with declared specs is checked against them first, with those
+checks on in a child (:mod:`._aoti_probe`).  The call goes straight to the loader's
+``boxed_run`` with the inputs in the program's order.
 """
 
 from __future__ import annotations
@@ -334,11 +336,6 @@ class AOTInductorRunner(TorchRunnerBase):
         return AOTIModel(loader, torch_device, output_names(files))
 
 
-#: Turns on the input checks compiled into every package (dtype, fixed sizes, each dynamic
-#: size's range: what the declared specs cannot say); a process that set it to 0 keeps that.
-CHECK_INPUTS_ENV = "AOTI_RUNTIME_CHECK_INPUTS"
-
-
 def open_package(path: Path, device_index: int) -> Any:
     """The package's model ``model`` as torch's ``AOTIModelPackageLoader``, built directly:
     what ``aoti_load_package`` ends in, without its first pass over the zip (listing every
@@ -347,7 +344,6 @@ def open_package(path: Path, device_index: int) -> Any:
     small package's load time.  Through ``aoti_load_package`` where torch lacks the class."""
     import torch
 
-    os.environ.setdefault(CHECK_INPUTS_ENV, "1")  # read by each library at its first call
     loader_class = getattr(getattr(torch._C, "_aoti", None), "AOTIModelPackageLoader", None)
     with warnings.catch_warnings(), quiet_torch_export():
         warnings.simplefilter("ignore")
