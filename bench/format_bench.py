@@ -8,7 +8,7 @@ Phases run in child processes so each reports its own peak RSS:
   write      cf.write with the model under model/ (stored, then zstd)
   validate   cf.validate, deep (every MANIFEST hash, CRCs, layout)
   metadata   cf.read(verify_hashes=False).info: time and bytes read from the archive (parsed each
-             time), and the time of a read again of the unchanged file (carton_format._memo)
+             time), and the time of a read again of the unchanged file (carton_format.file_memo)
 Goals (issue 2): write stored >= 0.7x and validate >= 0.8x of sha256 throughput, peak RSS <
 200 MiB, metadata < 20 ms.
 """
@@ -94,7 +94,7 @@ def phase(name: str, model: Path, archive: Path) -> dict:
                 reads.append((source.zip_reader.bytes_read, source.zip_reader.read_calls))
             times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            with cf.read(archive, verify_hashes=False) as a:  # ... and a read again of the unchanged file (carton_format._memo)
+            with cf.read(archive, verify_hashes=False) as a:  # ... and a read again of the unchanged file (carton_format.file_memo)
                 a.info  # noqa: B018
             memo_times.append(time.perf_counter() - t0)
         times.sort()

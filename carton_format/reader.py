@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from typing import IO, Any, BinaryIO, Callable
 
 from . import _schema
-from ._memo import MAX_MEMBERS, Memo, copy_plain
 from ._paths import portability_problem
 from ._toml import parse_toml
 from .dtypes import NESTED_DTYPE, NUMERIC_DTYPES, STRING_DTYPE
 from .errors import LENIENT_WARNINGS, CartonError, CartonFormatError, Finding, FindingCollector, ValidationStopped
+from .file_memo import MAX_MEMBERS, Memo, copy_plain
 from .integrity import CHUNK_SIZE, hash_stream, mismatch_error, verified_stream
 from .lazy import DEFAULT_LAZY, LazyFactories
 from .limits import DEFAULT_LIMITS, Limits, checked_limits
@@ -60,7 +60,7 @@ MISC_DIR = "misc/"
 @dataclass(frozen=True)
 class _Parsed:
     """What reading an archive's metadata found, kept for the next read of the unchanged file
-    (:mod:`._memo`): info is rebuilt from ``document`` each time (its lazy values belong to one
+    (:mod:`.file_memo`): info is rebuilt from ``document`` each time (its lazy values belong to one
     opened archive)."""
 
     files: dict[str, MemberInfo]
@@ -161,7 +161,7 @@ class CartonArchive:
     # -- loading ----------------------------------------------------------------------------
 
     def _memo_key(self) -> Any:
-        """What this archive's parsed metadata is memoised by (:mod:`._memo`): a local zip's
+        """What this archive's parsed metadata is memoised by (:mod:`.file_memo`): a local zip's
         identity and the limits, when reading (validate() always parses); else None."""
         identity = getattr(self._source, "identity", None)
         return None if identity is None or self._collect is not None else (identity, self._limits)

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import carton_format as cf
+from carton_format.file_memo import Memo, file_identity
 
 from . import progress
 from .config import load_config
@@ -345,7 +346,7 @@ class _Resolver:
         except OSError as exc:
             raise _env_error(f"cannot read {path} (named by the requirements): {exc.strerror or exc}") from None
         self._count(path, st.st_size, ref)
-        return _file_sha256(path, st)
+        return _file_sha256(path)
 
     def _tree_digest(self, root: Path, ref: str) -> str:
         digest = hashlib.sha256(b"carton-tree-1\n")
@@ -517,15 +518,14 @@ def _option_value(token: str) -> tuple[str, str | None, bool]:
     return token, None, False
 
 
-_digest_memo: dict[tuple[int, ...], str] = {}
-_digest_memo_lock = threading.Lock()
+#: sha256 of local files the requirements name, by file identity (carton_format.file_memo).
+_digest_memo: Memo[str] = Memo(max_items=4096)
 
 
-def _file_sha256(path: Path, st: os.stat_result) -> str:
+def _file_sha256(path: Path) -> str:
     """sha256 of a file, remembered per file identity (device, inode, size, times) in this process."""
-    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    with _digest_memo_lock:
-        known = _digest_memo.get(identity)
+    identity = file_identity(path)
+    known = _digest_memo.get(identity)
     if known is not None:
         return known
     digest = hashlib.sha256()
@@ -535,10 +535,7 @@ def _file_sha256(path: Path, st: os.stat_result) -> str:
                 digest.update(chunk)
     except OSError as exc:
         raise _env_error(f"cannot read {path} (named by the requirements): {exc.strerror or exc}") from None
-    with _digest_memo_lock:
-        if len(_digest_memo) > 4096:
-            _digest_memo.clear()
-        _digest_memo[identity] = digest.hexdigest()
+    _digest_memo.put(identity, digest.hexdigest())
     return digest.hexdigest()
 
 

@@ -139,7 +139,7 @@ class _Local:
 @dataclass(frozen=True)
 class ZipDirectory:
     """What opening a zip learnt from its end records and central directory, all checked:
-    immutable, so a reader of the same unchanged file may start from it (:mod:`.._memo`)."""
+    immutable, so a reader of the same unchanged file may start from it (:mod:`..file_memo`)."""
 
     size: int
     cd_offset: int
@@ -198,7 +198,7 @@ class ZipReader:
             raise self._internal(exc) from exc
 
     def directory(self) -> ZipDirectory:
-        """What this reader's open found (for :mod:`.._memo`)."""
+        """What this reader's open found (for :mod:`..file_memo`)."""
         return ZipDirectory(
             self.size, self.cd_offset, self.cd_size, self.zip64, self.comment_length, tuple(self.commented_members),
             tuple(self.entries), tuple(self._limit.items()),

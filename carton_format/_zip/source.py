@@ -6,15 +6,15 @@ import os
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from .._memo import MAX_MEMBERS, Memo, file_identity
 from ..errors import CartonFormatError, Finding
+from ..file_memo import MAX_MEMBERS, Memo, file_identity
 from ..limits import DEFAULT_LIMITS, Limits
 from ..sources import MemberInfo, StoredSpan
 from .reader import ZipDirectory, ZipEntry, ZipReader
 from .records import METHOD_DEFLATE, METHOD_STORED, METHOD_ZSTD
 
 METHOD_NAMES = {METHOD_STORED: "stored", METHOD_DEFLATE: "deflate", METHOD_ZSTD: "zstd"}
-#: Checked central directories of unchanged local files, by identity and limits (see :mod:`.._memo`).
+#: Checked central directories of unchanged local files, by identity and limits (see :mod:`..file_memo`).
 _DIRECTORIES: Memo[ZipDirectory] = Memo()
 
 
@@ -34,7 +34,7 @@ class ZipSource:
     ) -> None:
         self.path = path
         self.location = str(path) if path is not None else str(getattr(fileobj, "name", None) or getattr(fileobj, "url", None) or "<stream>")
-        #: the local file's identity (:func:`.._memo.file_identity`): what memos of its parse are keyed by; None: no memo
+        #: the local file's identity (:func:`..file_memo.file_identity`): what memos of its parse are keyed by; None: no memo
         self.identity = identity
         key = None if identity is None else (identity, limits)
         directory = _DIRECTORIES.get(key)

@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,31 +41,28 @@ warnings.simplefilter("ignore")
 os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"
 import torch
 from torch.utils import _pytree as pytree
-request = json.loads(sys.stdin.read())
+request = json.loads(sys.stdin.readline())
 loader = torch._C._aoti.AOTIModelPackageLoader(request["path"], "model", False, 1, -1)
 in_spec, out_spec = (pytree.treespec_loads(s) for s in loader.get_call_spec())
 def kids(spec):
     fn = getattr(spec, "children", None)
     return list(fn()) if callable(fn) else list(spec.children_specs)
 args_spec, kwargs_spec = kids(in_spec)
-report = {"positional": args_spec.num_leaves, "inputs": [str(k) for k in kwargs_spec.context]}
+names = [str(k) for k in kwargs_spec.context]
+report = {"positional": args_spec.num_leaves, "inputs": names}
 report["output_kind"] = "dict" if out_spec.type is dict else "tensor" if out_spec.is_leaf() else "sequence"
 report["outputs"] = [str(k) for k in out_spec.context] if out_spec.type is dict else None
-results = []
-for shapes in request["attempts"]:
+print("CARTON-PROBE " + json.dumps(report), flush=True)
+for line in sys.stdin:  # one call per line: {input name: shape}
+    shapes = json.loads(line)
     try:
-        device = request["device"]
-        flat = [torch.zeros(shapes[name], dtype=getattr(torch, request["dtypes"][name]), device=device) for name in report["inputs"]]
-        outs = loader.boxed_run(flat)
-        results.append({"ok": True, "dtypes": [str(t.dtype).removeprefix("torch.") for t in outs]})
+        flat = [torch.zeros(shapes[n], dtype=getattr(torch, request["dtypes"][n]), device=request["device"]) for n in names]
+        result = {"ok": True, "dtypes": [str(t.dtype).removeprefix("torch.") for t in loader.boxed_run(flat)]}
     except KeyError as exc:
-        results.append({"ok": False, "error": f"no declared input {exc.args[0]!r}"})
+        result = {"ok": False, "error": f"no declared input {exc.args[0]!r}"}
     except Exception as exc:
-        results.append({"ok": False, "error": str(exc).strip()})
-    if results[-1]["ok"]:
-        break
-report["results"] = results
-print("CARTON-PROBE " + json.dumps(report))
+        result = {"ok": False, "error": str(exc).strip()}
+    print("CARTON-PROBE " + json.dumps(result), flush=True)
 """
 
 _DTYPE = re.compile(r"input_handles\[(\d+)\]: unmatched dtype")
@@ -77,22 +75,63 @@ def _arg(message: str, name: str | None = None) -> CartonRuntimeError:
     return CartonRuntimeError("E-RUNTIME-ARG", f"the AOTInductor package does not fit the declared specs: {message}", name=name)
 
 
-def _run_child(path: Path, dtypes: dict[str, str], shapes: dict[str, list[int]], device: str) -> dict[str, Any]:
-    request = {"path": str(path.absolute()), "dtypes": dtypes, "attempts": [shapes], "device": device}
-    try:
-        with tempfile.TemporaryDirectory(prefix="carton-aoti-probe-") as cwd:  # an empty cwd: nothing to import from it
-            proc = subprocess.run(
-                [sys.executable, "-c", _PROBE_CHILD], input=json.dumps(request), capture_output=True, text=True,
-                timeout=PROBE_TIMEOUT_S, check=False, cwd=cwd,
-            )
-    except subprocess.TimeoutExpired:
-        raise CartonRuntimeError("E-RUNTIME-ARG", f"checking the AOTInductor package took over {PROBE_TIMEOUT_S} s") from None
-    for line in proc.stdout.splitlines():
+class _Child:
+    """The probing interpreter: loads the package once, then answers one call per request (a
+    size moved into range costs a call, not another torch import).  Killed after
+    :data:`PROBE_TIMEOUT_S` in all."""
+
+    def __init__(self, path: Path, dtypes: dict[str, str], device: str) -> None:
+        self._cwd = tempfile.TemporaryDirectory(prefix="carton-aoti-probe-")  # an empty cwd: nothing to import from it
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _PROBE_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=self._cwd.name,
+        )
+        self._expired = False
+        self._timer = threading.Timer(PROBE_TIMEOUT_S, self._expire)
+        self._timer.start()
+        self.report = self._ask({"path": str(path.absolute()), "dtypes": dtypes, "device": device})
+
+    def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+        except OSError:
+            line = ""
         if line.startswith("CARTON-PROBE "):
             return json.loads(line[len("CARTON-PROBE "):])
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    why = lines[-1] if lines else f"exit status {proc.returncode}"
-    raise CartonRuntimeError("E-RUNTIME-ARG", f"the AOTInductor package cannot be loaded to check it against the declared specs: {why}")
+        self._proc.kill()  # it died, hung up or was stopped: what it said last is the reason
+        stderr = self._proc.stderr.read() if self._proc.stderr is not None else ""
+        self.close()
+        if self._expired:
+            raise CartonRuntimeError("E-RUNTIME-ARG", f"checking the AOTInductor package took over {PROBE_TIMEOUT_S} s")
+        lines = [text for text in stderr.strip().splitlines() if text.strip()]
+        why = lines[-1] if lines else f"exit status {self._proc.returncode}"
+        raise CartonRuntimeError("E-RUNTIME-ARG", f"the AOTInductor package cannot be loaded to check it against the declared specs: {why}")
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._proc.kill()
+
+    def call(self, shapes: dict[str, list[int]]) -> dict[str, Any]:
+        """One call with zeros of ``shapes``: ``{"ok": True, "dtypes": [...]}`` or ``{"ok": False, "error": ...}``."""
+        return self._ask(shapes)
+
+    def close(self) -> None:
+        """Stop the child (its stdin closing ends its loop) and remove its directory."""
+        self._timer.cancel()
+        for stream in (self._proc.stdin, self._proc.stdout):
+            if stream is not None:
+                stream.close()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stderr is not None:
+            self._proc.stderr.close()
+        self._cwd.cleanup()
 
 
 def _example_shapes(inputs: Sequence[cf.TensorSpec], sizes: dict[Any, int]) -> dict[str, list[int]]:
@@ -112,24 +151,26 @@ def check_package(path: Path, inputs: Sequence[cf.TensorSpec], outputs: Sequence
     """E-RUNTIME-ARG unless the package at ``path`` takes the declared (ranked, numeric) inputs
     and returns the declared outputs; see the module docstring."""
     by_name = {s.name: s for s in inputs}
-    dtypes = {s.name: s.dtype for s in inputs}
-    sizes: dict[Any, int] = {}
-    for _ in range(MAX_ATTEMPTS):
-        report = _run_child(path, dtypes, _example_shapes(inputs, sizes), device)
+    child = _Child(path, {s.name: s.dtype for s in inputs}, device)
+    try:
+        report = child.report
         order = report["inputs"]
         if report["positional"]:
             raise _arg(f"it takes {report['positional']} positional input(s); the runner passes inputs by name")
         if sorted(order) != sorted(by_name):
             raise _arg(f"it takes the inputs {order}, the declared inputs are {list(by_name)}")
-        result = report["results"][-1]
-        if result["ok"]:
-            _check_outputs(report, result["dtypes"], outputs)
-            return
-        retry = _explain(result["error"], order, by_name, sizes)
-        if retry is None:
-            continue
-        raise retry
-    raise _arg("the package's size ranges do not settle on one example size per symbol")
+        sizes: dict[Any, int] = {}
+        for _ in range(MAX_ATTEMPTS):
+            result = child.call(_example_shapes(inputs, sizes))
+            if result["ok"]:
+                _check_outputs(report, result["dtypes"], outputs)
+                return
+            refusal = _explain(result["error"], order, by_name, sizes)
+            if refusal is not None:
+                raise refusal
+        raise _arg("the package's size ranges do not settle on one example size per symbol")
+    finally:
+        child.close()
 
 
 def _explain(error: str, order: list[str], by_name: dict[str, cf.TensorSpec], sizes: dict[Any, int]) -> CartonRuntimeError | None:
@@ -141,23 +182,20 @@ def _explain(error: str, order: list[str], by_name: dict[str, cf.TensorSpec], si
     if match:
         spec = by_name[order[int(match.group(1))]]
         return _arg(f"input {spec.name!r} is declared {spec.dtype}, the package takes another dtype ({error.splitlines()[0]})", spec.name)
-    for pattern in (_FIXED, _RANGE):
-        match = pattern.search(error)
-        if match and int(match.group(3 if pattern is _RANGE else 2)) >= len(by_name[order[int(match.group(1))]].shape):  # type: ignore[arg-type]
-            spec = by_name[order[int(match.group(1))]]
-            return _arg(f"input {spec.name!r} is declared {len(spec.shape)}-d, the package takes more dimensions", spec.name)  # type: ignore[arg-type]
-    match = _FIXED.search(error)
+    fixed, ranged = _FIXED.search(error), _RANGE.search(error)
+    match = fixed or ranged
     if match:
         spec = by_name[order[int(match.group(1))]]
-        axis, want = int(match.group(2)), int(match.group(3))
+        axis = int(match.group(2) if fixed else match.group(3))
+        if axis >= len(spec.shape):  # type: ignore[arg-type]
+            return _arg(f"input {spec.name!r} is declared {len(spec.shape)}-d, the package takes more dimensions", spec.name)  # type: ignore[arg-type]
         declared = spec.shape[axis]  # type: ignore[index]
+    if fixed:
+        want = int(fixed.group(3))
         hint = "declare it" if isinstance(declared, int) else f"the package was compiled for that size only (declare {want}, or export with a Dim)"
         return _arg(f"input {spec.name!r}: dimension {axis} is {want} in the package, declared {declared!r}; {hint}", spec.name)
-    match = _RANGE.search(error)
-    if match:
-        spec = by_name[order[int(match.group(1))]]
-        axis, bound = int(match.group(3)), int(match.group(4))
-        declared = spec.shape[axis]  # type: ignore[index]
+    if ranged:
+        bound = int(ranged.group(4))
         key = declared if isinstance(declared, str) else (spec.name, axis)
         if sizes.get(key) == bound:  # moved there already and still refused: the checks disagree with themselves
             return _arg(f"input {spec.name!r}: dimension {axis} fits no size the package checks ({error.splitlines()[0]})", spec.name)

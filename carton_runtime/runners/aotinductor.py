@@ -35,7 +35,6 @@ import os
 import platform
 import subprocess
 import sys
-import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 
 import carton_format as cf
+from carton_format.file_memo import Memo, file_identity
 
 from ..devices import DeviceSpec, resolve_torch_device
 from ..errors import CartonRuntimeError
@@ -98,24 +98,17 @@ def _runner_error(message: str) -> CartonRuntimeError:
     return CartonRuntimeError("E-RUNTIME-RUNNER", message)
 
 
-#: Package metadata read before, by (path, device, inode, size, mtime, ctime): a reload skips the zip.
-_metadata_memo: dict[tuple[str, int, int, int, int, int], dict[str, str]] = {}
-_MEMO_MAX = 64
-_memo_lock = threading.Lock()
+#: Package metadata read before, by file identity (carton_format.file_memo): a reload skips the zip.
+_metadata_memo: Memo[dict[str, str]] = Memo(max_items=64)
 
 
 def cached_package_metadata(path: Path, what: str) -> dict[str, str]:
     """:func:`package_metadata`, remembered per file identity (a changed file is read again)."""
-    st = path.stat()
-    key = (str(path.absolute()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    with _memo_lock:
-        meta = _metadata_memo.get(key)
+    identity = file_identity(path)
+    meta = _metadata_memo.get(identity)
     if meta is None:
         meta = package_metadata(path, what)
-        with _memo_lock:
-            if len(_metadata_memo) >= _MEMO_MAX:
-                _metadata_memo.pop(next(iter(_metadata_memo)))
-            _metadata_memo[key] = meta
+        _metadata_memo.put(identity, meta)
     return dict(meta)
 
 

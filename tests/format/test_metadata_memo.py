@@ -1,5 +1,5 @@
 """Reading an unchanged local archive again reuses its parsed zip directory and metadata
-(``carton_format._memo``); a changed file, a file changed moments ago, validate() and other
+(``carton_format.file_memo``); a changed file, a file changed moments ago, validate() and other
 limits never do."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import carton_format as cf
-import carton_format._memo as memo
+import carton_format.file_memo as memo
 import carton_format.reader as reader
 from carton_format._zip import source as zip_source
 from tests.helpers.samples import write_kitchen_sink

@@ -464,14 +464,41 @@ def test_a_package_file_that_does_not_fit_its_declared_specs_is_refused(
 
 @pytest.mark.slow
 @pytest.mark.spec("FMT-AOTI-1")
-def test_a_package_file_packs_with_sizes_its_compiled_checks_would_refuse(aoti_package: Path, program: Any, tmp_path: Path) -> None:
-    """The probe moves a size outside the package's compiled check range into it, never refuses
-    it: those ranges are narrower than the program's (batch 1 and MAX_BATCH run correctly)."""
+def test_a_package_file_packs_with_fixed_sizes_at_both_ends_of_its_range(aoti_package: Path, program: Any, tmp_path: Path) -> None:
+    """Fixed sizes at the ends of the program's range pack (through the probe) and infer; where a
+    package's compiled ranges are narrower the probe moves them into range instead of refusing
+    (tested on the checks' messages: test_the_probe_moves_sizes_into_the_checked_range...)."""
     for batch in (1, MAX_BATCH):
         specs = [cf.TensorSpec("x", "float32", [batch, 4]), cf.TensorSpec("y", "float32", [batch, 3])]
         path = cs.pack(aoti_package, "aotinductor", output_path=tmp_path / f"b{batch}.carton", inputs=specs)
         with cs.load(path) as model:
             _close(model.infer(_inputs(batch)), _direct(program.module(), _inputs(batch)))
+
+
+@pytest.mark.spec("FMT-AOTI-1")
+def test_the_probe_moves_sizes_into_the_checked_range_and_names_real_mismatches() -> None:
+    """What the package's compiled checks say (their messages, as torch 2.13 words them) turned
+    into a retry with a size moved into range, or a coded refusal: the range path runs only on
+    packages whose compiled ranges are narrow, which the session package's are not."""
+    from carton_runtime.runners._aoti_probe import _example_shapes, _explain
+
+    specs = [cf.TensorSpec("x", "float32", ["batch", 3, 8, 8]), cf.TensorSpec("m", "float32", ["batch", 1])]
+    by_name, order, sizes = {s.name: s for s in specs}, ["x", "m"], {}
+    small = "input_handles[0]: dim value is too small at 0, expected it to be >= 3, but got: 2"
+    assert _explain(small, order, by_name, sizes) is None  # retry, the symbol moved for every input using it
+    assert _example_shapes(specs, sizes) == {"x": [3, 3, 8, 8], "m": [3, 1]}
+    error = _explain(small, order, by_name, sizes)  # moved there and still refused
+    assert error is not None and "fits no size" in str(error)
+    fixed = [cf.TensorSpec("x", "float32", [16, 3, 8, 8]), specs[1]]
+    sizes = {}
+    large = "input_handles[0]: dim value is too large at 0, expected to be <= 15, but got: 16"
+    assert _explain(large, order, {s.name: s for s in fixed}, sizes) is None  # a fixed size: only that dimension moves
+    assert _example_shapes(fixed, sizes) == {"x": [15, 3, 8, 8], "m": [2, 1]}
+    lower = {"x": cf.TensorSpec("x", "float32", ["batch", 3, 8]), "m": specs[1]}
+    error = _explain("input_handles[0]: unmatched dim value at 3, expected: 8, but got: 0", order, lower, {})
+    assert error is not None and error.code == "E-RUNTIME-ARG" and "declared 3-d" in str(error)
+    error = _explain("input_handles[1]: unmatched dim value at 1, expected: 4, but got: 1", order, by_name, {})
+    assert error is not None and "dimension 1 is 4 in the package, declared 1" in str(error)
 
 
 @pytest.mark.slow

@@ -1,6 +1,8 @@
-"""What reading an unchanged local archive again can reuse: its parsed zip directory and metadata.
+"""What work on an unchanged file may reuse, and how a file is known to be unchanged.
 
-A model server opens the same ``.carton`` on every load; parsing its end records, central
+The one place for per-file memos (:class:`Memo` keyed by :func:`file_identity`): the reader's
+parsed zip directory and metadata, and in the runtime an AOTI package's metadata and the hashes
+of local files a python model's requirements name.  A model server opens the same ``.carton`` on every load; parsing its end records, central
 directory, MANIFEST, carton.toml and index.toml each time is most of a warm load of a small
 model.  The memo keeps those results per *file identity*, read with ``fstat`` from the file
 actually opened: device, inode, size, mtime and ctime.  Any write changes ctime (which no
@@ -31,12 +33,13 @@ MAX_MEMBERS = 4096
 T = TypeVar("T")
 
 
-def file_identity(fd: int) -> tuple[int, int, int, int, int] | None:
-    """(device, inode, size, mtime, ctime) of the open file, or None when it is not a regular
-    file or changed too recently to be told apart from a later change."""
+def file_identity(file: int | str | os.PathLike[str]) -> tuple[int, int, int, int, int] | None:
+    """(device, inode, size, mtime, ctime) of an open file (a descriptor: the file actually read)
+    or a path, or None when it is not a regular file or changed too recently to be told apart
+    from a later change."""
     try:
-        st = os.fstat(fd)
-    except OSError:
+        st = os.stat(file)
+    except (OSError, ValueError):
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
@@ -55,6 +58,7 @@ class Memo(Generic[T]):
         self._lock = threading.Lock()
 
     def get(self, key: Hashable | None) -> T | None:
+        """The value for ``key`` (None for a missing key, or a None key: a file not to memoise)."""
         if key is None:
             return None
         with self._lock:
@@ -64,6 +68,7 @@ class Memo(Generic[T]):
             return value
 
     def put(self, key: Hashable | None, value: T) -> None:
+        """Remember ``value`` (nothing for a None key), dropping the least recently used beyond the bound."""
         if key is None:
             return
         with self._lock:
@@ -73,6 +78,7 @@ class Memo(Generic[T]):
                 self._items.popitem(last=False)
 
     def clear(self) -> None:
+        """Forget everything."""
         with self._lock:
             self._items.clear()
 
